@@ -1,0 +1,109 @@
+//! A socket's write half as a queue: actors push whole byte chunks without
+//! waiting, and one writer task per socket drains them in order.
+//!
+//! The queued byte count is shared with the owner, so a client that stops
+//! reading can be cut off at a configured limit instead of growing memory
+//! without bound. Dropping every [`Outbound`] handle lets the writer finish what
+//! is queued, then shut the socket's write side down; its join handle says when
+//! that is done (a process that is about to exit waits for it).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// The sending side of a socket's write queue.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The writer task is gone (the peer closed or a write failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the connection is closed")]
+pub struct Closed;
+
+impl Outbound {
+    /// Starts the writer task for `writer` on the current (actix) arbiter.
+    pub fn spawn<W>(writer: W) -> (Self, JoinHandle<()>)
+    where
+        W: AsyncWrite + Unpin + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let task = actix_rt::spawn(drain(writer, rx, Arc::clone(&queued)));
+        (Self { tx, queued }, task)
+    }
+
+    /// Queues `bytes`; returns how many bytes are now waiting to be written.
+    pub fn send(&self, bytes: Bytes) -> Result<usize, Closed> {
+        let len = bytes.len();
+        let before = self.queued.fetch_add(len, Ordering::AcqRel);
+        if self.tx.send(bytes).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return Err(Closed);
+        }
+        Ok(before + len)
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
+
+async fn drain<W: AsyncWrite + Unpin>(
+    mut writer: W,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+) {
+    while let Some(chunk) = rx.recv().await {
+        let len = chunk.len();
+        let result = writer.write_all(&chunk).await;
+        queued.fetch_sub(len, Ordering::AcqRel);
+        if let Err(e) = result {
+            log::debug!("write failed, dropping the rest of the queue: {e}");
+            return;
+        }
+    }
+    if let Err(e) = writer.flush().await {
+        log::debug!("final flush failed: {e}");
+    }
+    if let Err(e) = writer.shutdown().await {
+        log::debug!("shutdown of the write side failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[actix::test]
+    async fn bytes_arrive_in_order_and_the_count_drains() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let (out, task) = Outbound::spawn(client);
+        out.send(Bytes::from_static(b"hello ")).unwrap();
+        out.send(Bytes::from_static(b"world")).unwrap();
+        drop(out);
+        let mut got = Vec::new();
+        server.read_to_end(&mut got).await.unwrap();
+        task.await.unwrap();
+        assert_eq!(got, b"hello world");
+    }
+
+    #[actix::test]
+    async fn a_reader_that_never_reads_leaves_the_bytes_counted() {
+        let (client, _server) = tokio::io::duplex(8);
+        let (out, _task) = Outbound::spawn(client);
+        for _ in 0..10 {
+            out.send(Bytes::from_static(b"0123456789")).unwrap();
+        }
+        tokio::task::yield_now().await;
+        assert!(out.queued() >= 90, "queued {}", out.queued());
+    }
+}

@@ -1,0 +1,656 @@
+//! `PortalSessionHandler`: the Portal's registry of every client connection and
+//! its end of the relay to the Server.
+//!
+//! It owns the Portal's copy of each session record (the source of truth while
+//! the Server restarts), allocates session ids, paces new connections, applies
+//! the per-session input limits, and queues input while the Server is away so
+//! that nothing typed during a reload is lost. It never runs game logic and
+//! never touches a socket: sessions and the link are other actors.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+
+use super::limits::{
+    queued_message, too_long, CommandRate, ConnectionPacer, RateVerdict, COMMAND_RATE_WARNING,
+    INPUT_QUEUE_FULL_WARNING, MAX_CHAR_LIMIT_WARNING,
+};
+use super::link::{SendToServer, ServerLinkConnection};
+use super::sessid::SessionIdAllocator;
+use super::ControlEvent;
+use crate::protocols::link::{Input, Output, PortalToServer, RestartMode, ServerToPortal};
+use crate::session::{now_millis, ProtocolFlags, SessionId, SessionSyncData, UnixMillis};
+use crate::settings::Settings;
+
+/// Shown to a connection that arrives while no Server is connected.
+pub const SERVER_AWAY_MESSAGE: &str =
+    "The game is starting or restarting. You will be connected in a moment ...";
+/// Shown to every session when a reload begins.
+pub const RELOAD_MESSAGE: &str = "Server restarting, please wait ...";
+/// Shown to every session when the Server disappears without being asked to.
+pub const SERVER_LOST_MESSAGE: &str =
+    "The game server stopped unexpectedly and is being restarted. You stay connected; \
+     what you type meanwhile will run when it is back.";
+/// How often the status file is refreshed.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the Portal asks of a session actor (telnet, websocket).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum ToSession {
+    Output(Output),
+    /// Show `reason` (if not empty), flush, and close the connection.
+    Close {
+        reason: String,
+    },
+}
+
+/// A new connection registers itself; answers with its session id.
+#[derive(Message)]
+#[rtype(result = "SessionId")]
+pub struct OpenSession {
+    pub protocol_key: &'static str,
+    pub address: String,
+    pub flags: ProtocolFlags,
+    pub endpoint: Recipient<ToSession>,
+}
+
+/// Input from a session.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SessionInput {
+    pub sessid: SessionId,
+    pub input: Input,
+}
+
+/// A session's connection is gone.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SessionClosed {
+    pub sessid: SessionId,
+}
+
+/// A Server completed the handshake on `link`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ServerLinkUp {
+    pub link: Addr<ServerLinkConnection>,
+    pub server_pid: u32,
+}
+
+/// The link to the Server closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ServerLinkDown {
+    pub link: Addr<ServerLinkConnection>,
+}
+
+/// A message that arrived from the Server.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FromServer(pub ServerToPortal);
+
+/// Tell players and ask the Server to stop for a restart.
+#[derive(Message, Debug)]
+#[rtype(result = "bool")]
+pub struct BeginReload;
+
+/// Tell players and ask the Server to stop for good.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct BeginShutdown {
+    pub reason: String,
+}
+
+/// Close every session with `reason`; answers when all are gone or the
+/// deadline passed.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct CloseAllSessions {
+    pub reason: String,
+}
+
+/// A snapshot for `gatehouse status`.
+#[derive(Message, Debug)]
+#[rtype(result = "PortalStatus")]
+pub struct GetStatus;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortalStatus {
+    pub portal_pid: u32,
+    pub server_connected: bool,
+    pub server_pid: Option<u32>,
+    pub sessions: usize,
+    pub logged_in: usize,
+    pub queued_connections: usize,
+}
+
+/// The Portal's view of one connection.
+struct PortalSession {
+    endpoint: Recipient<ToSession>,
+    record: SessionSyncData,
+    /// The Server has been told of this session (PCONN or Welcome).
+    released: bool,
+    rate: CommandRate,
+    /// Input waiting for the Server, in the order typed.
+    pending: VecDeque<Input>,
+    /// Told once per outage that the queue is full.
+    warned_queue_full: bool,
+}
+
+/// Why no Server is connected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Away {
+    NeverStarted,
+    Reloading,
+    Lost,
+    ShuttingDown,
+}
+
+enum ServerState {
+    Up {
+        link: Addr<ServerLinkConnection>,
+        pid: u32,
+        /// The Server said it is stopping; its link closing is expected.
+        stopping: bool,
+    },
+    Away(Away),
+}
+
+pub struct PortalSessionHandler {
+    settings: Settings,
+    ids: SessionIdAllocator,
+    sessions: HashMap<SessionId, PortalSession>,
+    connect_queue: VecDeque<SessionId>,
+    pacer: ConnectionPacer,
+    release_scheduled: bool,
+    server: ServerState,
+    reload_requested: bool,
+    epoch: u64,
+    started: UnixMillis,
+    control: mpsc::UnboundedSender<ControlEvent>,
+    status_file: Option<PathBuf>,
+    close_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl PortalSessionHandler {
+    pub fn new(
+        settings: Settings,
+        ids: SessionIdAllocator,
+        control: mpsc::UnboundedSender<ControlEvent>,
+        status_file: Option<PathBuf>,
+    ) -> Self {
+        let started = now_millis();
+        Self {
+            pacer: ConnectionPacer::new(settings.portal.max_connection_rate),
+            settings,
+            ids,
+            sessions: HashMap::new(),
+            connect_queue: VecDeque::new(),
+            release_scheduled: false,
+            server: ServerState::Away(Away::NeverStarted),
+            reload_requested: false,
+            // Distinct for every Portal process: start time plus pid.
+            epoch: started ^ (u64::from(std::process::id()) << 48),
+            started,
+            control,
+            status_file,
+            close_waiters: Vec::new(),
+        }
+    }
+
+    fn link(&self) -> Option<&Addr<ServerLinkConnection>> {
+        match &self.server {
+            ServerState::Up {
+                link,
+                stopping: false,
+                ..
+            } => Some(link),
+            _ => None,
+        }
+    }
+
+    fn send_to_server(&self, message: PortalToServer) -> bool {
+        match self.link() {
+            Some(link) => {
+                link.do_send(SendToServer(message));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn tell(&self, sessid: SessionId, text: &str) {
+        if let Some(s) = self.sessions.get(&sessid) {
+            s.endpoint
+                .do_send(ToSession::Output(Output::Text(text.to_owned())));
+        }
+    }
+
+    fn tell_all(&self, text: &str) {
+        for s in self.sessions.values() {
+            s.endpoint
+                .do_send(ToSession::Output(Output::Text(text.to_owned())));
+        }
+    }
+
+    /// Releases queued connections to the Server at the configured pace.
+    fn release_queued(&mut self, ctx: &mut Context<Self>) {
+        while self.link().is_some() {
+            let Some(&sessid) = self.connect_queue.front() else {
+                return;
+            };
+            if let Err(wait) = self.pacer.try_release(Instant::now()) {
+                if !self.release_scheduled {
+                    self.release_scheduled = true;
+                    ctx.run_later(wait, |act, ctx| {
+                        act.release_scheduled = false;
+                        act.release_queued(ctx);
+                    });
+                }
+                return;
+            }
+            self.connect_queue.pop_front();
+            let Some(session) = self.sessions.get_mut(&sessid) else {
+                continue;
+            };
+            session.released = true;
+            let record = session.record.clone();
+            let pending: Vec<Input> = session.pending.drain(..).collect();
+            self.send_to_server(PortalToServer::SessionConnected { session: record });
+            for input in pending {
+                self.send_to_server(PortalToServer::DataIn { sessid, input });
+            }
+        }
+    }
+
+    fn accept_input(&mut self, sessid: SessionId, input: Input) {
+        let idle_command = self.settings.server.idle_command.clone();
+        let max_chars = self.settings.portal.max_char_limit;
+        let max_rate = self.settings.portal.max_command_rate;
+        let queue_limit = self.settings.portal.input_queue_limit;
+        let link_up = self.link().is_some();
+        let Some(session) = self.sessions.get_mut(&sessid) else {
+            return;
+        };
+        if let Input::Text(line) = &input {
+            if too_long(line, max_chars) {
+                self.tell(sessid, MAX_CHAR_LIMIT_WARNING);
+                return;
+            }
+        }
+        match session.rate.check(max_rate, Instant::now()) {
+            RateVerdict::Accept => {}
+            RateVerdict::DropAndWarn => {
+                self.tell(sessid, COMMAND_RATE_WARNING);
+                return;
+            }
+            RateVerdict::Drop => return,
+        }
+        if let Input::Text(line) = &input {
+            session
+                .record
+                .record_input(line, &idle_command, now_millis());
+        }
+        if link_up && session.released {
+            self.send_to_server(PortalToServer::DataIn { sessid, input });
+        } else if session.pending.len() < queue_limit {
+            session.pending.push_back(input);
+        } else if !session.warned_queue_full {
+            session.warned_queue_full = true;
+            self.tell(sessid, INPUT_QUEUE_FULL_WARNING);
+        }
+    }
+
+    /// Applies the Server's view of a session; the Portal keeps its own
+    /// counters, which it updates itself on every line.
+    fn merge_from_server(&mut self, update: SessionSyncData) {
+        if let Some(s) = self.sessions.get_mut(&update.sessid) {
+            let r = &mut s.record;
+            r.logged_in = update.logged_in;
+            r.account_id = update.account_id;
+            r.account_name = update.account_name;
+            r.puppet_id = update.puppet_id;
+            r.conn_time = update.conn_time;
+            r.protocol_flags = update.protocol_flags;
+        }
+    }
+
+    fn drop_session(&mut self, sessid: SessionId, reason: String) {
+        if let Some(s) = self.sessions.remove(&sessid) {
+            s.endpoint.do_send(ToSession::Close { reason });
+        }
+        self.connect_queue.retain(|id| *id != sessid);
+        self.check_close_waiters();
+    }
+
+    fn check_close_waiters(&mut self) {
+        if self.sessions.is_empty() {
+            for w in self.close_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    fn status(&self) -> PortalStatus {
+        let (server_connected, server_pid) = match &self.server {
+            ServerState::Up { pid, .. } => (true, Some(*pid)),
+            ServerState::Away(_) => (false, None),
+        };
+        PortalStatus {
+            portal_pid: std::process::id(),
+            server_connected,
+            server_pid,
+            sessions: self.sessions.len(),
+            logged_in: self
+                .sessions
+                .values()
+                .filter(|s| s.record.logged_in)
+                .count(),
+            queued_connections: self.connect_queue.len(),
+        }
+    }
+
+    fn write_status_file(&self) {
+        let Some(path) = &self.status_file else {
+            return;
+        };
+        match toml::to_string(&self.status()) {
+            Ok(text) => {
+                let tmp = path.with_extension("tmp");
+                if let Err(e) =
+                    std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path))
+                {
+                    log::warn!("cannot write {}: {e}", path.display());
+                }
+            }
+            Err(e) => log::warn!("cannot encode status: {e}"),
+        }
+    }
+
+    fn on_server_message(&mut self, msg: ServerToPortal, ctx: &mut Context<Self>) {
+        match msg {
+            ServerToPortal::Hello { .. } => {
+                log::warn!("link: ignoring a second Hello from the Server");
+            }
+            ServerToPortal::DataOut { sessid, output } => {
+                if let Some(s) = self.sessions.get(&sessid) {
+                    s.endpoint.do_send(ToSession::Output(output));
+                }
+            }
+            ServerToPortal::DataOutMany { sessids, output } => {
+                for sessid in sessids {
+                    if let Some(s) = self.sessions.get(&sessid) {
+                        s.endpoint.do_send(ToSession::Output(output.clone()));
+                    }
+                }
+            }
+            ServerToPortal::LoggedIn { session } => {
+                log::info!(
+                    "session {} logged in as {}",
+                    session.sessid,
+                    session.account_name.as_deref().unwrap_or("?")
+                );
+                self.merge_from_server(session);
+            }
+            ServerToPortal::SessionsSync { sessions } => {
+                for s in sessions {
+                    self.merge_from_server(s);
+                }
+            }
+            ServerToPortal::Disconnect { sessid, reason } => {
+                self.drop_session(sessid, reason);
+            }
+            ServerToPortal::DisconnectAll { reason } => {
+                let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+                for id in ids {
+                    self.drop_session(id, reason.clone());
+                }
+            }
+            ServerToPortal::RequestReload { reason } => {
+                log::info!("the Server asked for a reload ({reason})");
+                let _ = self.control.send(ControlEvent::Reload);
+            }
+            ServerToPortal::RequestShutdown { reason } => {
+                log::info!("the Server asked for a shutdown ({reason})");
+                let _ = self.control.send(ControlEvent::Shutdown { reason });
+            }
+            ServerToPortal::Stopping => {
+                if let ServerState::Up { stopping, .. } = &mut self.server {
+                    *stopping = true;
+                }
+            }
+        }
+        let _ = ctx;
+    }
+}
+
+impl Actor for PortalSessionHandler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Session traffic all passes through here; a large mailbox keeps
+        // bursts from back-pressuring every session at once.
+        ctx.set_mailbox_capacity(usize::MAX);
+        self.write_status_file();
+        ctx.run_interval(STATUS_INTERVAL, |act, _| act.write_status_file());
+    }
+}
+
+impl Handler<OpenSession> for PortalSessionHandler {
+    type Result = MessageResult<OpenSession>;
+
+    fn handle(&mut self, msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
+        let sessid = self.ids.allocate();
+        let mut flags = msg.flags;
+        flags.screen_width = self.settings.client.default_width;
+        flags.screen_height = self.settings.client.default_height;
+        let record =
+            SessionSyncData::new(sessid, msg.protocol_key, &msg.address, now_millis(), flags);
+        log::info!(
+            "session {sessid} connected: {} from {}",
+            msg.protocol_key,
+            msg.address
+        );
+        self.sessions.insert(
+            sessid,
+            PortalSession {
+                endpoint: msg.endpoint,
+                record,
+                released: false,
+                rate: CommandRate::new(Instant::now()),
+                pending: VecDeque::new(),
+                warned_queue_full: false,
+            },
+        );
+        self.connect_queue.push_back(sessid);
+        if self.link().is_none() {
+            self.tell(sessid, SERVER_AWAY_MESSAGE);
+        }
+        self.release_queued(ctx);
+        if let Some(position) = self.connect_queue.iter().position(|id| *id == sessid) {
+            if position > 0 && self.link().is_some() {
+                let wait = self.pacer.wait_estimate_secs(position);
+                self.tell(sessid, &queued_message(&self.settings.server.name, wait));
+            }
+        }
+        MessageResult(sessid)
+    }
+}
+
+impl Handler<SessionInput> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionInput, _: &mut Context<Self>) {
+        self.accept_input(msg.sessid, msg.input);
+    }
+}
+
+impl Handler<SessionClosed> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
+        let Some(session) = self.sessions.remove(&msg.sessid) else {
+            return;
+        };
+        log::info!("session {} closed", msg.sessid);
+        self.connect_queue.retain(|id| *id != msg.sessid);
+        if session.released {
+            self.send_to_server(PortalToServer::SessionDisconnected { sessid: msg.sessid });
+        }
+        self.check_close_waiters();
+    }
+}
+
+impl Handler<ServerLinkUp> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: ServerLinkUp, ctx: &mut Context<Self>) {
+        if let ServerState::Up { link, .. } = &self.server {
+            if link.connected() {
+                log::warn!("link: refusing a second Server while one is connected");
+                msg.link.do_send(SendToServer(PortalToServer::Refused {
+                    reason: "another Server is already connected to this Portal".to_owned(),
+                }));
+                return;
+            }
+        }
+        let restart_mode = match &self.server {
+            ServerState::Away(Away::NeverStarted) => RestartMode::ColdStart,
+            ServerState::Away(Away::Reloading) => RestartMode::Reload,
+            _ if self.reload_requested => RestartMode::Reload,
+            _ => RestartMode::Crash,
+        };
+        self.reload_requested = false;
+        log::info!(
+            "link: Server (pid {}) connected, {restart_mode:?}; resyncing {} sessions",
+            msg.server_pid,
+            self.sessions.len()
+        );
+        let sessions: Vec<SessionSyncData> = self
+            .sessions
+            .values()
+            .filter(|s| s.released)
+            .map(|s| s.record.clone())
+            .collect();
+        msg.link.do_send(SendToServer(PortalToServer::Welcome {
+            version: crate::protocols::link::LINK_PROTOCOL_VERSION,
+            portal_epoch: self.epoch,
+            portal_started: self.started,
+            restart_mode,
+            sessions,
+        }));
+        // Input typed while the Server was away runs now, in order.
+        let mut ids: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.released && !s.pending.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        for sessid in ids {
+            if let Some(s) = self.sessions.get_mut(&sessid) {
+                s.warned_queue_full = false;
+                for input in s.pending.drain(..) {
+                    msg.link
+                        .do_send(SendToServer(PortalToServer::DataIn { sessid, input }));
+                }
+            }
+        }
+        self.server = ServerState::Up {
+            link: msg.link,
+            pid: msg.server_pid,
+            stopping: false,
+        };
+        self.release_queued(ctx);
+        self.write_status_file();
+    }
+}
+
+impl Handler<ServerLinkDown> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: ServerLinkDown, _: &mut Context<Self>) {
+        let ServerState::Up { link, stopping, .. } = &self.server else {
+            return;
+        };
+        if *link != msg.link {
+            return;
+        }
+        let away = if *stopping || self.reload_requested {
+            Away::Reloading
+        } else {
+            Away::Lost
+        };
+        log::warn!("link: Server disconnected ({away:?})");
+        if away == Away::Lost {
+            self.tell_all(SERVER_LOST_MESSAGE);
+        }
+        self.server = ServerState::Away(away);
+        self.write_status_file();
+    }
+}
+
+impl Handler<FromServer> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromServer, ctx: &mut Context<Self>) {
+        self.on_server_message(msg.0, ctx);
+    }
+}
+
+impl Handler<BeginReload> for PortalSessionHandler {
+    type Result = bool;
+
+    fn handle(&mut self, _: BeginReload, _: &mut Context<Self>) -> bool {
+        self.reload_requested = true;
+        self.tell_all(RELOAD_MESSAGE);
+        let sent = self.send_to_server(PortalToServer::Reload);
+        if let ServerState::Up { stopping, .. } = &mut self.server {
+            *stopping = true;
+        }
+        sent
+    }
+}
+
+impl Handler<BeginShutdown> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: BeginShutdown, _: &mut Context<Self>) {
+        self.tell_all(&msg.reason);
+        self.send_to_server(PortalToServer::Shutdown);
+        self.server = ServerState::Away(Away::ShuttingDown);
+    }
+}
+
+impl Handler<CloseAllSessions> for PortalSessionHandler {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: CloseAllSessions, _: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.close_waiters.push(tx);
+        for s in self.sessions.values() {
+            s.endpoint.do_send(ToSession::Close {
+                reason: msg.reason.clone(),
+            });
+        }
+        self.check_close_waiters();
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<GetStatus> for PortalSessionHandler {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.status())
+    }
+}

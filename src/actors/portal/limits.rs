@@ -1,0 +1,170 @@
+//! The Portal's input limits as plain logic (no actors, no clock of their own):
+//! the per-session command rate, the connection release pace, and the texts a
+//! player sees when a limit applies.
+//!
+//! Time is passed in, so every rule is unit tested without waiting.
+
+use std::time::{Duration, Instant};
+
+/// Sent when a line is longer than `portal.max_char_limit` (Evennia's text).
+pub const MAX_CHAR_LIMIT_WARNING: &str =
+    "You entered a string that was too long. Please break it up into multiple parts.";
+/// Sent when a session exceeds `portal.max_command_rate` (Evennia's text).
+pub const COMMAND_RATE_WARNING: &str =
+    "You entered commands too fast. Wait a moment and try again.";
+/// Sent when input arrives while the Server is away and the session's queue is full.
+pub const INPUT_QUEUE_FULL_WARNING: &str =
+    "The game is restarting and your earlier input is still waiting; this line was dropped.";
+
+/// Counts input per session in one-second windows.
+#[derive(Debug, Clone)]
+pub struct CommandRate {
+    window_start: Instant,
+    count: u32,
+    /// Set once per window so a flood gets one warning, not one per line.
+    warned: bool,
+}
+
+/// What to do with one line of input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateVerdict {
+    Accept,
+    /// Drop the line and tell the player.
+    DropAndWarn,
+    /// Drop the line quietly: the player was already warned in this window.
+    Drop,
+}
+
+impl CommandRate {
+    pub fn new(now: Instant) -> Self {
+        Self {
+            window_start: now,
+            count: 0,
+            warned: false,
+        }
+    }
+
+    /// Records one line; `max_per_second <= 0` turns the limit off.
+    pub fn check(&mut self, max_per_second: f64, now: Instant) -> RateVerdict {
+        if max_per_second <= 0.0 {
+            return RateVerdict::Accept;
+        }
+        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
+            self.window_start = now;
+            self.count = 0;
+            self.warned = false;
+        }
+        self.count += 1;
+        if f64::from(self.count) <= max_per_second {
+            RateVerdict::Accept
+        } else if self.warned {
+            RateVerdict::Drop
+        } else {
+            self.warned = true;
+            RateVerdict::DropAndWarn
+        }
+    }
+}
+
+/// True when `line` breaks `portal.max_char_limit` (`0` turns it off).
+pub fn too_long(line: &str, max_chars: usize) -> bool {
+    max_chars > 0 && line.chars().count() > max_chars
+}
+
+/// Paces the release of new connections to `max_connection_rate` per second.
+#[derive(Debug, Clone)]
+pub struct ConnectionPacer {
+    interval: Duration,
+    next_slot: Option<Instant>,
+}
+
+impl ConnectionPacer {
+    pub fn new(max_per_second: f64) -> Self {
+        let interval = if max_per_second > 0.0 {
+            Duration::from_secs_f64(1.0 / max_per_second)
+        } else {
+            Duration::ZERO
+        };
+        Self {
+            interval,
+            next_slot: None,
+        }
+    }
+
+    /// Takes a release slot now if one is free; otherwise says how long to wait.
+    pub fn try_release(&mut self, now: Instant) -> Result<(), Duration> {
+        match self.next_slot {
+            Some(slot) if slot > now => Err(slot - now),
+            _ => {
+                self.next_slot = Some(now + self.interval);
+                Ok(())
+            }
+        }
+    }
+
+    /// Seconds a connection at queue position `position` (1-based) waits.
+    pub fn wait_estimate_secs(&self, position: usize) -> u64 {
+        (self.interval.as_secs_f64() * position as f64).ceil() as u64
+    }
+}
+
+/// The message a queued connection sees (Evennia's text, with the space it lacks).
+pub fn queued_message(server_name: &str, wait_secs: u64) -> String {
+    format!(
+        "{server_name} DoS protection is active. You are queued to connect in {wait_secs} seconds ..."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_accepts_up_to_the_limit_then_warns_once_per_window() {
+        let t0 = Instant::now();
+        let mut rate = CommandRate::new(t0);
+        for _ in 0..3 {
+            assert_eq!(rate.check(3.0, t0), RateVerdict::Accept);
+        }
+        assert_eq!(rate.check(3.0, t0), RateVerdict::DropAndWarn);
+        assert_eq!(rate.check(3.0, t0), RateVerdict::Drop);
+        let t1 = t0 + Duration::from_millis(1001);
+        assert_eq!(rate.check(3.0, t1), RateVerdict::Accept);
+    }
+
+    #[test]
+    fn zero_or_negative_rate_is_off() {
+        let t0 = Instant::now();
+        let mut rate = CommandRate::new(t0);
+        for _ in 0..10_000 {
+            assert_eq!(rate.check(0.0, t0), RateVerdict::Accept);
+            assert_eq!(rate.check(-1.0, t0), RateVerdict::Accept);
+        }
+    }
+
+    #[test]
+    fn char_limit_counts_characters_not_bytes() {
+        assert!(!too_long("ééé", 3));
+        assert!(too_long("abcd", 3));
+        assert!(!too_long(&"x".repeat(100_000), 0));
+    }
+
+    #[test]
+    fn pacer_releases_one_per_interval() {
+        let t0 = Instant::now();
+        let mut pacer = ConnectionPacer::new(2.0);
+        assert!(pacer.try_release(t0).is_ok());
+        let wait = pacer.try_release(t0).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        assert!(pacer.try_release(t0 + Duration::from_millis(500)).is_ok());
+        assert_eq!(pacer.wait_estimate_secs(3), 2);
+    }
+
+    #[test]
+    fn queued_message_names_the_game_and_the_wait() {
+        assert_eq!(
+            queued_message("Mygame", 4),
+            "Mygame DoS protection is active. You are queued to connect in 4 seconds ..."
+        );
+    }
+}

@@ -1,0 +1,162 @@
+//! The Portal's end of the link: a listener on `portal.link_addr` and one
+//! `ServerLinkConnection` actor per connected Server.
+//!
+//! The connection actor does the handshake (the Server's `Hello` must come
+//! first and speak our version), then relays frames both ways between the
+//! socket and the `PortalSessionHandler`. A frame that fails to decode is logged
+//! and dropped; the link stays up.
+
+use std::net::SocketAddr;
+
+use actix::prelude::*;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::FramedRead;
+
+use super::handler::{FromServer, PortalSessionHandler, ServerLinkDown, ServerLinkUp};
+use crate::actors::outbound::Outbound;
+use crate::protocols::link::{
+    check_version, encode_frame, LinkDecoder, LinkError, PortalToServer, ServerToPortal,
+    MAX_FRAME_BYTES,
+};
+
+/// A message for the Server on this link.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SendToServer(pub PortalToServer);
+
+/// One connected Server.
+pub struct ServerLinkConnection {
+    peer: SocketAddr,
+    handler: Addr<PortalSessionHandler>,
+    out: Outbound,
+    /// The handshake is done: frames are relayed to the handler.
+    established: bool,
+}
+
+impl ServerLinkConnection {
+    /// Starts the actor for an accepted connection.
+    pub fn start(
+        stream: TcpStream,
+        peer: SocketAddr,
+        handler: Addr<PortalSessionHandler>,
+    ) -> Addr<Self> {
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("link: cannot set TCP_NODELAY: {e}");
+        }
+        Self::create(move |ctx| {
+            let (read, write) = stream.into_split();
+            ctx.add_stream(FramedRead::new(
+                read,
+                LinkDecoder::<ServerToPortal>::new(MAX_FRAME_BYTES),
+            ));
+            let (out, _writer) = Outbound::spawn(write);
+            Self {
+                peer,
+                handler,
+                out,
+                established: false,
+            }
+        })
+    }
+
+    fn send(&self, message: &PortalToServer) {
+        match encode_frame(message, MAX_FRAME_BYTES) {
+            Ok(frame) => {
+                if self.out.send(frame).is_err() {
+                    log::debug!("link: dropped a frame for a closed link");
+                }
+            }
+            Err(e) => log::error!("link: not sent: {e}"),
+        }
+    }
+}
+
+impl Actor for ServerLinkConnection {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        log::info!("link: connection from {}", self.peer);
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        log::info!("link: connection from {} closed", self.peer);
+        if self.established {
+            self.handler.do_send(ServerLinkDown {
+                link: ctx.address(),
+            });
+        }
+    }
+}
+
+type Frame = Result<Result<ServerToPortal, LinkError>, std::io::Error>;
+
+impl StreamHandler<Frame> for ServerLinkConnection {
+    fn handle(&mut self, frame: Frame, ctx: &mut Self::Context) {
+        let message = match frame {
+            Ok(Ok(message)) => message,
+            Ok(Err(e)) => {
+                log::error!("link: dropped a bad frame from {}: {e}", self.peer);
+                return;
+            }
+            Err(e) => {
+                log::warn!("link: read from {} failed: {e}", self.peer);
+                ctx.stop();
+                return;
+            }
+        };
+        if self.established {
+            self.handler.do_send(FromServer(message));
+            return;
+        }
+        match message {
+            ServerToPortal::Hello { version, pid } => match check_version(version) {
+                Ok(()) => {
+                    self.established = true;
+                    self.handler.do_send(ServerLinkUp {
+                        link: ctx.address(),
+                        server_pid: pid,
+                    });
+                }
+                Err(e) => {
+                    log::error!("link: refusing Server pid {pid}: {e}");
+                    self.send(&PortalToServer::Refused {
+                        reason: e.to_string(),
+                    });
+                    ctx.stop();
+                }
+            },
+            other => {
+                log::error!("link: expected Hello first, got {other:?}; closing");
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<SendToServer> for ServerLinkConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: SendToServer, ctx: &mut Self::Context) {
+        let refused = matches!(msg.0, PortalToServer::Refused { .. });
+        self.send(&msg.0);
+        if refused {
+            ctx.stop();
+        }
+    }
+}
+
+/// Accepts Servers on `listener` for as long as the Portal runs.
+pub async fn accept_servers(listener: TcpListener, handler: Addr<PortalSessionHandler>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                ServerLinkConnection::start(stream, peer, handler.clone());
+            }
+            Err(e) => {
+                log::warn!("link: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

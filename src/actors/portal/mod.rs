@@ -1,0 +1,207 @@
+//! The Portal process: it holds every client connection and survives the
+//! Server's reloads and crashes.
+//!
+//! [`run`] binds the listeners, starts the `PortalSessionHandler`, the link
+//! listener and (when supervising) the `ServerProcess`, then turns signals and
+//! requests into the reload and shutdown sequences. The Portal holds no game
+//! state.
+
+pub mod handler;
+pub mod limits;
+pub mod link;
+pub mod sessid;
+pub mod supervisor;
+
+use std::net::SocketAddr;
+
+use actix::prelude::*;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::control::{BoundPorts, GameDir, PORTAL_PID_FILE, PORTS_FILE, SESSID_FILE, STATUS_FILE};
+use crate::protocols::telnet::{self, TelnetSessionLimits};
+use crate::settings::{Settings, SettingsError};
+use handler::{BeginReload, BeginShutdown, CloseAllSessions, PortalSessionHandler};
+use sessid::SessionIdAllocator;
+use supervisor::{ExpectReload, RestartNow, ServerCommand, ServerProcess, StopServer};
+
+/// Shown to every player when the game shuts down.
+pub const SHUTDOWN_MESSAGE: &str = "Server is being SHUT DOWN!";
+
+/// Requests that reach the Portal's control loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlEvent {
+    /// Restart the Server, keeping every session (SIGHUP, CLI, in-game).
+    Reload,
+    /// Stop the Server and the Portal (SIGTERM, SIGINT, in-game).
+    Shutdown { reason: String },
+}
+
+#[derive(Debug, Error)]
+pub enum PortalError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write to the game dir: {0}")]
+    GameDir(#[from] std::io::Error),
+}
+
+/// How to run the Portal.
+pub struct PortalOptions {
+    pub game_dir: GameDir,
+    pub settings: Settings,
+    /// Start and supervise a Server child process (`run`, `start`).
+    pub supervise: Option<ServerCommand>,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, PortalError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| PortalError::Bind { what, addr, source })
+}
+
+/// Runs the Portal until it is shut down. Call inside an actix `System`.
+pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
+    let PortalOptions {
+        game_dir,
+        settings,
+        supervise,
+    } = options;
+    game_dir.prepare()?;
+
+    let link_listener = bind("the Server link", settings.link_socket_addr()?).await?;
+    let link_addr = link_listener.local_addr()?;
+    let mut telnet_listeners = Vec::new();
+    let mut telnet_ports = Vec::new();
+    for ip in settings.telnet_interface_addrs()? {
+        for &port in &settings.portal.telnet_ports {
+            let listener = bind("telnet", SocketAddr::new(ip, port)).await?;
+            telnet_ports.push(listener.local_addr()?.port());
+            telnet_listeners.push(listener);
+        }
+    }
+    let ports = BoundPorts {
+        telnet: telnet_ports,
+        link: link_addr.to_string(),
+    };
+    log::info!(
+        "Portal listening: telnet {:?}, Server link {}",
+        ports.telnet,
+        ports.link
+    );
+
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel();
+    let ids = SessionIdAllocator::persistent(&game_dir.run_file(SESSID_FILE));
+    let handler = PortalSessionHandler::new(
+        settings.clone(),
+        ids,
+        control_tx.clone(),
+        Some(game_dir.run_file(STATUS_FILE)),
+    )
+    .start();
+
+    let mut tasks = Vec::new();
+    tasks.push(actix_rt::spawn(link::accept_servers(
+        link_listener,
+        handler.clone(),
+    )));
+    let limits = TelnetSessionLimits {
+        max_line_chars: settings.portal.max_char_limit,
+        output_buffer_limit: settings.portal.output_buffer_limit,
+    };
+    for listener in telnet_listeners {
+        tasks.push(actix_rt::spawn(telnet::accept_clients(
+            listener,
+            handler.clone(),
+            limits,
+        )));
+    }
+
+    let supervisor = supervise.map(|mut command| {
+        // The Server must find the link where it really is (port 0 → a real port).
+        command.env.push((
+            "GATEHOUSE__PORTAL__LINK_ADDR".into(),
+            link_addr.to_string().into(),
+        ));
+        ServerProcess::new(command).start()
+    });
+
+    game_dir.write_pid(PORTAL_PID_FILE, std::process::id())?;
+    game_dir.write_ports(&ports)?;
+    tasks.push(actix_rt::spawn(forward_signals(control_tx)));
+
+    while let Some(event) = control_rx.recv().await {
+        match event {
+            ControlEvent::Reload => {
+                log::info!("reloading the Server");
+                if let Some(sup) = &supervisor {
+                    sup.do_send(ExpectReload);
+                }
+                let reached = handler.send(BeginReload).await.unwrap_or(false);
+                if !reached {
+                    if let Some(sup) = &supervisor {
+                        sup.do_send(RestartNow);
+                    }
+                }
+            }
+            ControlEvent::Shutdown { reason } => {
+                log::info!("shutting down ({reason})");
+                let text = if reason.is_empty() {
+                    SHUTDOWN_MESSAGE.to_owned()
+                } else {
+                    format!("{SHUTDOWN_MESSAGE} {reason}")
+                };
+                let _ = handler
+                    .send(BeginShutdown {
+                        reason: text.clone(),
+                    })
+                    .await;
+                if let Some(sup) = &supervisor {
+                    let _ = sup.send(StopServer).await;
+                }
+                let _ = handler
+                    .send(CloseAllSessions {
+                        reason: String::new(),
+                    })
+                    .await;
+                break;
+            }
+        }
+    }
+    for task in tasks {
+        task.abort();
+    }
+    game_dir.remove_run_file(PORTAL_PID_FILE);
+    game_dir.remove_run_file(PORTS_FILE);
+    game_dir.remove_run_file(STATUS_FILE);
+    log::info!("Portal stopped");
+    Ok(())
+}
+
+async fn forward_signals(control: mpsc::UnboundedSender<ControlEvent>) {
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot install signal handlers; use the in-game commands");
+        return;
+    };
+    loop {
+        let event = tokio::select! {
+            _ = hup.recv() => ControlEvent::Reload,
+            _ = term.recv() => ControlEvent::Shutdown { reason: String::new() },
+            _ = int.recv() => ControlEvent::Shutdown { reason: String::new() },
+        };
+        if control.send(event).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! `ServerSessionHandler`: the Server's registry of sessions and accounts.
+//!
+//! It mirrors the Portal's session records, creates a `ServerSession` actor
+//! per session and an `Account` actor per logged-in account, routes input,
+//! logs sessions in and out, applies the idle timeout, and rebuilds all of
+//! it from the Portal's resync after a reload or crash. It owns no socket and
+//! formats no player text beyond announcements.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::mpsc;
+
+use super::account::{Account, AttachSession, DetachSession};
+use super::link::{PortalLink, ToPortal};
+use super::session::{ServerSession, SessionCommand};
+use super::StopRequest;
+use crate::actors::db::{AccountRecord, DbExecutor};
+use crate::commands::account::IDLE_TIMEOUT_REASON;
+use crate::protocols::link::{Output, PortalToServer, RestartMode, ServerToPortal};
+use crate::session::{now_millis, AccountId, ProtocolFlags, SessionId, SessionSyncData};
+use crate::settings::Settings;
+
+/// Announced to everyone once the Server is back after a reload or crash.
+pub const SERVER_RESTARTED_MESSAGE: &str = " ... Server restarted.";
+/// How often idle sessions are looked for (only when `idle_timeout > 0`).
+const IDLE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A message from the Portal.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FromPortal(pub PortalToServer);
+
+/// The link to the Portal went down.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct PortalLinkDown;
+
+/// Log `sessid` in to `account`; answers with the account actor.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<Addr<Account>>")]
+pub struct Login {
+    pub sessid: SessionId,
+    pub account: AccountRecord,
+}
+
+/// Disconnect one session, showing it `reason`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct DisconnectSession {
+    pub sessid: SessionId,
+    pub reason: String,
+}
+
+/// Records of the sessions of `account`, or of every session.
+#[derive(Message, Debug)]
+#[rtype(result = "Vec<SessionSyncData>")]
+pub struct GetSessions {
+    pub account: Option<AccountId>,
+}
+
+/// A session's client options changed on the Server (e.g. `screenreader`).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct UpdateFlags {
+    pub sessid: SessionId,
+    pub flags: ProtocolFlags,
+}
+
+/// An account vanished from the database: its sessions go back to the login screen.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct AccountGone {
+    pub account: AccountId,
+}
+
+/// Sync every session to the Portal and say goodbye on the link; answers when queued.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct PrepareStop;
+
+struct Entry {
+    record: SessionSyncData,
+    actor: Addr<ServerSession>,
+}
+
+pub struct ServerSessionHandler {
+    settings: Arc<Settings>,
+    link: Addr<PortalLink>,
+    db: Addr<DbExecutor>,
+    stop: mpsc::UnboundedSender<StopRequest>,
+    sessions: HashMap<SessionId, Entry>,
+    accounts: HashMap<AccountId, Addr<Account>>,
+    portal_epoch: Option<u64>,
+}
+
+impl ServerSessionHandler {
+    pub fn new(
+        settings: Arc<Settings>,
+        link: Addr<PortalLink>,
+        db: Addr<DbExecutor>,
+        stop: mpsc::UnboundedSender<StopRequest>,
+    ) -> Self {
+        Self {
+            settings,
+            link,
+            db,
+            stop,
+            sessions: HashMap::new(),
+            accounts: HashMap::new(),
+            portal_epoch: None,
+        }
+    }
+
+    fn to_portal(&self, message: ServerToPortal) {
+        self.link.do_send(ToPortal(message));
+    }
+
+    fn account_actor(
+        &mut self,
+        id: AccountId,
+        name: &str,
+        ctx: &mut Context<Self>,
+    ) -> Addr<Account> {
+        if let Some(addr) = self.accounts.get(&id) {
+            if addr.connected() {
+                return addr.clone();
+            }
+        }
+        let addr = Account::new(
+            id,
+            name.to_owned(),
+            Arc::clone(&self.settings),
+            ctx.address(),
+            self.link.clone(),
+            self.db.clone(),
+        )
+        .start();
+        self.accounts.insert(id, addr.clone());
+        addr
+    }
+
+    fn start_session(&mut self, record: SessionSyncData, greet: bool, ctx: &mut Context<Self>) {
+        let account = match (record.logged_in, record.account_id) {
+            (true, Some(id)) => {
+                let name = record.account_name.clone().unwrap_or_default();
+                let addr = self.account_actor(id, &name, ctx);
+                addr.do_send(AttachSession {
+                    sessid: record.sessid,
+                    restored: true,
+                });
+                Some(addr)
+            }
+            _ => None,
+        };
+        let actor = ServerSession::new(
+            record.sessid,
+            record.address.clone(),
+            record.protocol_flags.clone(),
+            account,
+            greet,
+            Arc::clone(&self.settings),
+            ctx.address(),
+            self.link.clone(),
+            self.db.clone(),
+        )
+        .start();
+        self.sessions.insert(record.sessid, Entry { record, actor });
+    }
+
+    /// Forgets a session; stops its account actor when it was the last one.
+    fn remove_session(&mut self, sessid: SessionId) -> Option<SessionSyncData> {
+        let entry = self.sessions.remove(&sessid)?;
+        if let Some(account) = entry.record.account_id {
+            let remaining = self
+                .sessions
+                .values()
+                .filter(|e| e.record.account_id == Some(account))
+                .count();
+            if let Some(addr) = self.accounts.get(&account) {
+                addr.do_send(DetachSession {
+                    sessid,
+                    last: remaining == 0,
+                });
+            }
+            if remaining == 0 {
+                self.accounts.remove(&account);
+            }
+            log::info!(
+                "Logged out: {} session {sessid} ({remaining} session(s) remaining)",
+                entry.record.account_name.as_deref().unwrap_or("?")
+            );
+        }
+        Some(entry.record)
+    }
+
+    fn remove_all(&mut self) {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            self.remove_session(id);
+        }
+        self.accounts.clear();
+    }
+
+    fn announce(&self, text: &str) {
+        let sessids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        if !sessids.is_empty() {
+            self.to_portal(ServerToPortal::DataOutMany {
+                sessids,
+                output: Output::Text(text.to_owned()),
+            });
+        }
+    }
+
+    fn on_welcome(
+        &mut self,
+        portal_epoch: u64,
+        restart_mode: RestartMode,
+        sessions: Vec<SessionSyncData>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.portal_epoch.is_some_and(|e| e != portal_epoch) {
+            // A new Portal process: none of our sessions can be trusted, and
+            // none may be inherited by the new Portal's connections.
+            log::warn!("a new Portal is connected; dropping every old session");
+            self.remove_all();
+        }
+        self.portal_epoch = Some(portal_epoch);
+        let listed: std::collections::HashSet<SessionId> =
+            sessions.iter().map(|s| s.sessid).collect();
+        let stale: Vec<SessionId> = self
+            .sessions
+            .keys()
+            .filter(|id| !listed.contains(id))
+            .copied()
+            .collect();
+        for id in stale {
+            self.remove_session(id);
+        }
+        let count = sessions.len();
+        for record in sessions {
+            if let Some(entry) = self.sessions.get_mut(&record.sessid) {
+                entry.record = record;
+            } else {
+                self.start_session(record, false, ctx);
+            }
+        }
+        log::info!("resynced {count} sessions from the Portal ({restart_mode:?})");
+        if restart_mode != RestartMode::ColdStart {
+            self.announce(SERVER_RESTARTED_MESSAGE);
+        }
+    }
+
+    fn check_idle(&mut self) {
+        let timeout = self.settings.server.idle_timeout;
+        if timeout <= 0 {
+            return;
+        }
+        let limit = u64::try_from(timeout)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(1000);
+        let now = now_millis();
+        let idle: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|e| now.saturating_sub(e.record.cmd_last) > limit)
+            .map(|e| e.record.sessid)
+            .collect();
+        for sessid in idle {
+            log::info!("session {sessid}: idle timeout");
+            self.disconnect(sessid, IDLE_TIMEOUT_REASON.to_owned());
+        }
+    }
+
+    fn disconnect(&mut self, sessid: SessionId, reason: String) {
+        if let Some(entry) = self.sessions.get(&sessid) {
+            entry.actor.do_send(super::session::StopSession);
+        }
+        if self.remove_session(sessid).is_some() {
+            self.to_portal(ServerToPortal::Disconnect { sessid, reason });
+        }
+    }
+}
+
+impl Actor for ServerSessionHandler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        if self.settings.server.idle_timeout > 0 {
+            ctx.run_interval(IDLE_CHECK_INTERVAL, |act, _| act.check_idle());
+        }
+    }
+}
+
+impl Handler<FromPortal> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: FromPortal, ctx: &mut Context<Self>) {
+        match msg.0 {
+            PortalToServer::Welcome {
+                version: _,
+                portal_epoch,
+                portal_started: _,
+                restart_mode,
+                sessions,
+            } => self.on_welcome(portal_epoch, restart_mode, sessions, ctx),
+            PortalToServer::Refused { reason } => {
+                log::error!("the Portal refused this Server: {reason}");
+                let _ = self.stop.send(StopRequest::Refused);
+            }
+            PortalToServer::SessionConnected { session } => {
+                if self.sessions.contains_key(&session.sessid) {
+                    log::warn!("session {} connected twice; ignored", session.sessid);
+                    return;
+                }
+                self.start_session(session, true, ctx);
+            }
+            PortalToServer::SessionUpdated { session } => {
+                if let Some(entry) = self.sessions.get_mut(&session.sessid) {
+                    entry.record.protocol_flags = session.protocol_flags;
+                }
+            }
+            PortalToServer::SessionDisconnected { sessid } => {
+                if let Some(entry) = self.sessions.get(&sessid) {
+                    entry.actor.do_send(super::session::StopSession);
+                }
+                self.remove_session(sessid);
+            }
+            PortalToServer::DataIn { sessid, input } => {
+                let idle_command = &self.settings.server.idle_command;
+                if let Some(entry) = self.sessions.get_mut(&sessid) {
+                    if let crate::protocols::link::Input::Text(line) = &input {
+                        entry.record.record_input(line, idle_command, now_millis());
+                    }
+                    entry.actor.do_send(SessionCommand { input });
+                }
+            }
+            PortalToServer::AllDisconnected => self.remove_all(),
+            PortalToServer::Reload => {
+                let _ = self.stop.send(StopRequest::Reload);
+            }
+            PortalToServer::Shutdown => {
+                let _ = self.stop.send(StopRequest::Shutdown);
+            }
+        }
+    }
+}
+
+impl Handler<PortalLinkDown> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, _: PortalLinkDown, _: &mut Context<Self>) {
+        // Sessions stay: the Portal resyncs them when the link is back.
+        log::warn!(
+            "link to the Portal lost; {} sessions kept",
+            self.sessions.len()
+        );
+    }
+}
+
+impl Handler<Login> for ServerSessionHandler {
+    type Result = MessageResult<Login>;
+
+    fn handle(&mut self, msg: Login, ctx: &mut Context<Self>) -> Self::Result {
+        let Some(entry) = self.sessions.get_mut(&msg.sessid) else {
+            // The connection went away while the password was checked.
+            return MessageResult(None);
+        };
+        entry
+            .record
+            .log_in(msg.account.id, &msg.account.name, now_millis());
+        let record = entry.record.clone();
+        let addr = self.account_actor(msg.account.id, &msg.account.name, ctx);
+        addr.do_send(AttachSession {
+            sessid: msg.sessid,
+            restored: false,
+        });
+        let total = self
+            .sessions
+            .values()
+            .filter(|e| e.record.account_id == Some(msg.account.id))
+            .count();
+        log::info!(
+            "Logged in: {} {} ({total} session(s) total)",
+            msg.account.name,
+            record.address
+        );
+        self.to_portal(ServerToPortal::LoggedIn { session: record });
+        MessageResult(Some(addr))
+    }
+}
+
+impl Handler<DisconnectSession> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: DisconnectSession, _: &mut Context<Self>) {
+        self.disconnect(msg.sessid, msg.reason);
+    }
+}
+
+impl Handler<GetSessions> for ServerSessionHandler {
+    type Result = MessageResult<GetSessions>;
+
+    fn handle(&mut self, msg: GetSessions, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.sessions
+                .values()
+                .filter(|e| msg.account.is_none() || e.record.account_id == msg.account)
+                .map(|e| e.record.clone())
+                .collect(),
+        )
+    }
+}
+
+impl Handler<UpdateFlags> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpdateFlags, _: &mut Context<Self>) {
+        if let Some(entry) = self.sessions.get_mut(&msg.sessid) {
+            entry.record.protocol_flags = msg.flags;
+            let record = entry.record.clone();
+            self.to_portal(ServerToPortal::SessionsSync {
+                sessions: vec![record],
+            });
+        }
+    }
+}
+
+impl Handler<AccountGone> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: AccountGone, _: &mut Context<Self>) {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|e| e.record.account_id == Some(msg.account))
+            .map(|e| e.record.sessid)
+            .collect();
+        for id in ids {
+            self.disconnect(id, "Your account no longer exists.".to_owned());
+        }
+    }
+}
+
+impl Handler<PrepareStop> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, _: PrepareStop, _: &mut Context<Self>) {
+        let sessions: Vec<SessionSyncData> =
+            self.sessions.values().map(|e| e.record.clone()).collect();
+        self.to_portal(ServerToPortal::SessionsSync { sessions });
+        self.to_portal(ServerToPortal::Stopping);
+    }
+}

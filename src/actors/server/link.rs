@@ -1,0 +1,199 @@
+//! `PortalLink`: the Server's end of the link. It connects to the Portal (and
+//! reconnects with backoff, as Evennia's AMP client does), says `Hello`, and
+//! relays frames between the socket and the `ServerSessionHandler`.
+//!
+//! A frame that fails to decode is logged and dropped; the link stays up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_util::codec::FramedRead;
+
+use super::handler::{FromPortal, PortalLinkDown, ServerSessionHandler};
+use crate::actors::outbound::Outbound;
+use crate::protocols::link::{
+    encode_frame, LinkDecoder, LinkError, PortalToServer, ServerToPortal, LINK_PROTOCOL_VERSION,
+    MAX_FRAME_BYTES,
+};
+
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(10);
+/// How long a stopping Server waits for its last frames to be written.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A message for the Portal.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct ToPortal(pub ServerToPortal);
+
+/// Write everything queued and close the link; answers when done.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct FlushAndClose;
+
+/// The handler that receives what the Portal sends.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetHandler(pub Addr<ServerSessionHandler>);
+
+pub struct PortalLink {
+    portal: SocketAddr,
+    handler: Option<Addr<ServerSessionHandler>>,
+    out: Option<Outbound>,
+    writer: Option<JoinHandle<()>>,
+    retry: Duration,
+    closing: bool,
+}
+
+impl PortalLink {
+    pub fn new(portal: SocketAddr) -> Self {
+        Self {
+            portal,
+            handler: None,
+            out: None,
+            writer: None,
+            retry: FIRST_RETRY,
+            closing: false,
+        }
+    }
+
+    fn connect(&mut self, ctx: &mut Context<Self>) {
+        let addr = self.portal;
+        ctx.wait(
+            async move { TcpStream::connect(addr).await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(stream) => act.connected(stream, ctx),
+                    Err(e) => {
+                        log::warn!(
+                            "link: cannot reach the Portal at {}: {e}; retrying in {:?}",
+                            act.portal,
+                            act.retry
+                        );
+                        act.schedule_reconnect(ctx);
+                    }
+                }),
+        );
+    }
+
+    fn schedule_reconnect(&mut self, ctx: &mut Context<Self>) {
+        let delay = self.retry;
+        self.retry = (self.retry * 3 / 2).min(MAX_RETRY);
+        ctx.run_later(delay, |act, ctx| act.connect(ctx));
+    }
+
+    fn connected(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("link: cannot set TCP_NODELAY: {e}");
+        }
+        log::info!("link: connected to the Portal at {}", self.portal);
+        self.retry = FIRST_RETRY;
+        let (read, write) = stream.into_split();
+        ctx.add_stream(FramedRead::new(
+            read,
+            LinkDecoder::<PortalToServer>::new(MAX_FRAME_BYTES),
+        ));
+        let (out, writer) = Outbound::spawn(write);
+        self.out = Some(out);
+        self.writer = Some(writer);
+        self.send(&ServerToPortal::Hello {
+            version: LINK_PROTOCOL_VERSION,
+            pid: std::process::id(),
+        });
+    }
+
+    fn send(&self, message: &ServerToPortal) {
+        let Some(out) = &self.out else {
+            log::debug!("link: down, dropped {message:?}");
+            return;
+        };
+        match encode_frame(message, MAX_FRAME_BYTES) {
+            Ok(frame) => {
+                if out.send(frame).is_err() {
+                    log::debug!("link: closed, dropped a frame");
+                }
+            }
+            Err(e) => log::error!("link: not sent: {e}"),
+        }
+    }
+}
+
+impl Actor for PortalLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Connecting waits for `SetHandler`, so no frame arrives with nobody
+        // to take it.
+        ctx.set_mailbox_capacity(usize::MAX);
+    }
+}
+
+type Frame = Result<Result<PortalToServer, LinkError>, std::io::Error>;
+
+impl StreamHandler<Frame> for PortalLink {
+    fn handle(&mut self, frame: Frame, _: &mut Self::Context) {
+        match frame {
+            Ok(Ok(message)) => {
+                if let Some(handler) = &self.handler {
+                    handler.do_send(FromPortal(message));
+                }
+            }
+            Ok(Err(e)) => log::error!("link: dropped a bad frame from the Portal: {e}"),
+            Err(e) => log::warn!("link: read failed: {e}"),
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Self::Context) {
+        self.out = None;
+        self.writer = None;
+        if self.closing {
+            return;
+        }
+        log::warn!("link: the Portal closed the link; reconnecting");
+        if let Some(handler) = &self.handler {
+            handler.do_send(PortalLinkDown);
+        }
+        self.schedule_reconnect(ctx);
+    }
+}
+
+impl Handler<ToPortal> for PortalLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToPortal, _: &mut Self::Context) {
+        self.send(&msg.0);
+    }
+}
+
+impl Handler<SetHandler> for PortalLink {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetHandler, ctx: &mut Self::Context) {
+        let first = self.handler.is_none();
+        self.handler = Some(msg.0);
+        if first {
+            self.connect(ctx);
+        }
+    }
+}
+
+impl Handler<FlushAndClose> for PortalLink {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: FlushAndClose, _: &mut Self::Context) -> Self::Result {
+        self.closing = true;
+        self.out = None;
+        let writer = self.writer.take();
+        Box::pin(
+            async move {
+                if let Some(writer) = writer {
+                    let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer).await;
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}

@@ -1,0 +1,112 @@
+//! The Server process: accounts, the game, the database. It can be stopped
+//! and started again at any time while the Portal keeps every player
+//! connected.
+//!
+//! [`run`] opens the database (running migrations), starts the database
+//! executor, the `ServerSessionHandler` and the `PortalLink`, then waits for
+//! a reason to stop: a reload or shutdown from the Portal, or a signal. Before
+//! exiting it syncs every session to the Portal and flushes the link.
+
+pub mod account;
+pub mod handler;
+pub mod link;
+pub mod session;
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use thiserror::Error;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::actors::db;
+use crate::control::{GameDir, SERVER_PID_FILE};
+use crate::models::{self, DbError};
+use crate::settings::{Settings, SettingsError};
+use handler::{PrepareStop, ServerSessionHandler};
+use link::{FlushAndClose, PortalLink, SetHandler};
+
+/// Why the Server stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopRequest {
+    Reload,
+    Shutdown,
+    Signal,
+    /// The Portal would not take this Server (version, another Server).
+    Refused,
+}
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    #[error("cannot write to the game dir: {0}")]
+    GameDir(#[from] std::io::Error),
+    #[error("the Portal refused this Server; see the log above")]
+    Refused,
+}
+
+/// Opens the configured database and applies pending migrations.
+pub fn open_database(
+    game_dir: &GameDir,
+    settings: &Settings,
+) -> Result<models::DbPool, ServerError> {
+    let path = settings.sqlite_path(game_dir.root())?;
+    let pool = models::open_pool(&path, settings.database.pool_size)?;
+    let applied = models::run_migrations(&pool)?;
+    if applied > 0 {
+        log::info!(
+            "applied {applied} database migration(s) to {}",
+            path.display()
+        );
+    }
+    Ok(pool)
+}
+
+/// Runs the Server until it is told to stop. Call inside an actix `System`.
+pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, ServerError> {
+    game_dir.prepare()?;
+    let pool = open_database(&game_dir, &settings)?;
+    let portal = settings.link_socket_addr()?;
+    let settings = Arc::new(settings);
+    let threads = usize::try_from(settings.database.pool_size).unwrap_or(1);
+    let db = db::start(pool, threads);
+
+    let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
+    let link = PortalLink::new(portal).start();
+    let handler =
+        ServerSessionHandler::new(Arc::clone(&settings), link.clone(), db, stop_tx.clone()).start();
+    link.do_send(SetHandler(handler.clone()));
+    game_dir.write_pid(SERVER_PID_FILE, std::process::id())?;
+    let signals = actix_rt::spawn(forward_signals(stop_tx));
+
+    let reason = stop_rx.recv().await.unwrap_or(StopRequest::Signal);
+    log::info!("Server stopping: {reason:?}");
+    if reason != StopRequest::Refused {
+        let _ = handler.send(PrepareStop).await;
+    }
+    let _ = link.send(FlushAndClose).await;
+    signals.abort();
+    game_dir.remove_run_file(SERVER_PID_FILE);
+    if reason == StopRequest::Refused {
+        return Err(ServerError::Refused);
+    }
+    Ok(reason)
+}
+
+async fn forward_signals(stop: mpsc::UnboundedSender<StopRequest>) {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    let _ = stop.send(StopRequest::Signal);
+}

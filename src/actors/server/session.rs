@@ -1,0 +1,269 @@
+//! `ServerSession`: one actor per session on the Server. Before login it runs
+//! the unlogged-in command set (connect, create, look, help, quit, idle,
+//! screenreader, encoding); after login it hands every line to its `Account`.
+//!
+//! Commands of one session run strictly in order: a `connect` that waits for
+//! the password check holds back the lines typed after it, and no other
+//! session waits for it.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::account::{Account, AccountInput};
+use super::handler::{DisconnectSession, Login, ServerSessionHandler, UpdateFlags};
+use super::link::{PortalLink, ToPortal};
+use crate::actors::db::{Authenticate, CreateAccount, DbExecutor};
+use crate::commands::not_available;
+use crate::commands::unloggedin::{self, UnloggedInCommand, GOODBYE, LOGIN_FAILED};
+use crate::models::DbError;
+use crate::protocols::link::{Input, Output, ServerToPortal};
+use crate::protocols::telnet::parser::Encoding;
+use crate::session::{ProtocolFlags, SessionId};
+use crate::settings::Settings;
+
+/// A line or OOB call from this session's player.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SessionCommand {
+    pub input: Input,
+}
+
+/// The session is gone; stop the actor.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct StopSession;
+
+pub struct ServerSession {
+    sessid: SessionId,
+    address: String,
+    flags: ProtocolFlags,
+    account: Option<Addr<Account>>,
+    /// Show the connection screen when started (a new connection, not a resync).
+    greet: bool,
+    settings: Arc<Settings>,
+    handler: Addr<ServerSessionHandler>,
+    link: Addr<PortalLink>,
+    db: Addr<DbExecutor>,
+}
+
+impl ServerSession {
+    #[expect(clippy::too_many_arguments, reason = "wiring of one actor")]
+    pub fn new(
+        sessid: SessionId,
+        address: String,
+        flags: ProtocolFlags,
+        account: Option<Addr<Account>>,
+        greet: bool,
+        settings: Arc<Settings>,
+        handler: Addr<ServerSessionHandler>,
+        link: Addr<PortalLink>,
+        db: Addr<DbExecutor>,
+    ) -> Self {
+        Self {
+            sessid,
+            address,
+            flags,
+            account,
+            greet,
+            settings,
+            handler,
+            link,
+            db,
+        }
+    }
+
+    fn say(&self, text: impl Into<String>) {
+        self.link.do_send(ToPortal(ServerToPortal::DataOut {
+            sessid: self.sessid,
+            output: Output::Text(text.into()),
+        }));
+    }
+
+    fn run_unlogged_in(&mut self, line: &str, ctx: &mut Context<Self>) {
+        let Some(command) = unloggedin::parse(line, &self.settings.server.idle_command) else {
+            return;
+        };
+        match command {
+            UnloggedInCommand::Connect { name, password } => self.connect(name, password, ctx),
+            UnloggedInCommand::Create { name, password } => self.create(name, password, ctx),
+            UnloggedInCommand::Look => {
+                self.say(unloggedin::connection_screen(&self.settings.server.name))
+            }
+            UnloggedInCommand::Help => self.say(unloggedin::help_text()),
+            UnloggedInCommand::Quit => self.handler.do_send(DisconnectSession {
+                sessid: self.sessid,
+                reason: GOODBYE.to_owned(),
+            }),
+            UnloggedInCommand::Screenreader => {
+                self.flags.screenreader = !self.flags.screenreader;
+                self.sync_flags();
+                self.say(if self.flags.screenreader {
+                    "Screenreader mode turned on."
+                } else {
+                    "Screenreader mode turned off."
+                });
+            }
+            UnloggedInCommand::Encoding { name: None } => self.say(format!(
+                "Default encoding: {}\nAvailable encodings: utf-8, latin-1",
+                self.flags.encoding
+            )),
+            UnloggedInCommand::Encoding { name: Some(name) } => match Encoding::from_name(&name) {
+                Some(encoding) => {
+                    let old =
+                        std::mem::replace(&mut self.flags.encoding, encoding.name().to_owned());
+                    self.sync_flags();
+                    self.say(format!(
+                        "Your custom text encoding was changed from '{old}' to '{}'.",
+                        encoding.name()
+                    ));
+                }
+                None => self.say(format!(
+                    "The encoding '{name}' is invalid. Available encodings: utf-8, latin-1"
+                )),
+            },
+            UnloggedInCommand::Idle => {}
+            UnloggedInCommand::Usage(usage) => self.say(usage),
+            UnloggedInCommand::Unknown(verb) => self.say(not_available(&verb)),
+        }
+    }
+
+    fn sync_flags(&self) {
+        self.handler.do_send(UpdateFlags {
+            sessid: self.sessid,
+            flags: self.flags.clone(),
+        });
+    }
+
+    fn connect(&mut self, name: String, password: String, ctx: &mut Context<Self>) {
+        let db = self.db.clone();
+        let handler = self.handler.clone();
+        let sessid = self.sessid;
+        // `wait` holds this session's later lines until the login is settled.
+        ctx.wait(
+            async move {
+                let record = match db.send(Authenticate { name, password }).await {
+                    Ok(Ok(Some(record))) => record,
+                    Ok(Ok(None)) => return Err(LOGIN_FAILED.to_owned()),
+                    Ok(Err(e)) => {
+                        log::error!("session {sessid}: login failed in the database: {e}");
+                        return Err(
+                            "The game cannot check your password right now. Please try again later."
+                                .to_owned(),
+                        );
+                    }
+                    Err(e) => {
+                        log::error!("session {sessid}: database executor unreachable: {e}");
+                        return Err(
+                            "The game cannot check your password right now. Please try again later."
+                                .to_owned(),
+                        );
+                    }
+                };
+                match handler
+                    .send(Login {
+                        sessid,
+                        account: record,
+                    })
+                    .await
+                {
+                    Ok(Some(account)) => Ok(account),
+                    _ => Err(String::new()),
+                }
+            }
+            .into_actor(self)
+            .map(|result, act, _| match result {
+                Ok(account) => act.account = Some(account),
+                Err(message) if !message.is_empty() => act.say(message),
+                Err(_) => {}
+            }),
+        );
+    }
+
+    fn create(&mut self, name: String, password: String, ctx: &mut Context<Self>) {
+        let request = CreateAccount {
+            name,
+            password,
+            superuser: false,
+            min_password_length: self.settings.server.password_min_length,
+        };
+        let sessid = self.sessid;
+        let address = self.address.clone();
+        ctx.wait(
+            self.db
+                .send(request)
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    // The account is committed before the player hears of it.
+                    Ok(Ok(record)) => {
+                        log::info!(
+                            "session {sessid} from {address} created account {}",
+                            record.name
+                        );
+                        act.say(format!(
+                            "A new account '{}' was created. Welcome!\n\
+                             You can now log in with the command 'connect {} <password>'.",
+                            record.name, record.name
+                        ));
+                    }
+                    Ok(Err(DbError::NameTaken)) => {
+                        act.say("Sorry, there is already an account with that name.")
+                    }
+                    Ok(Err(DbError::InvalidName(why) | DbError::WeakPassword(why))) => act.say(why),
+                    Ok(Err(e)) => {
+                        log::error!("session {sessid}: account creation failed: {e}");
+                        act.say(
+                            "The account could not be created right now. Please try again later.",
+                        );
+                    }
+                    Err(e) => {
+                        log::error!("session {sessid}: database executor unreachable: {e}");
+                        act.say(
+                            "The account could not be created right now. Please try again later.",
+                        );
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for ServerSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Self::Context) {
+        if self.greet && self.account.is_none() {
+            self.say(unloggedin::connection_screen(&self.settings.server.name));
+        }
+    }
+}
+
+impl Handler<SessionCommand> for ServerSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionCommand, ctx: &mut Context<Self>) {
+        if let Some(account) = &self.account {
+            if account.connected() {
+                account.do_send(AccountInput {
+                    sessid: self.sessid,
+                    input: msg.input,
+                });
+                return;
+            }
+            self.account = None;
+        }
+        match msg.input {
+            Input::Text(line) => self.run_unlogged_in(&line, ctx),
+            Input::Oob { name, .. } => {
+                log::debug!("session {}: OOB {name} before login ignored", self.sessid)
+            }
+        }
+    }
+}
+
+impl Handler<StopSession> for ServerSession {
+    type Result = ();
+
+    fn handle(&mut self, _: StopSession, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}

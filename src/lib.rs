@@ -1,0 +1,23 @@
+//! gatehouse: a MUD server whose connection layer follows Evennia's
+//! Portal/Server split.
+//!
+//! Code map:
+//! - [`settings`]: typed settings from `settings.toml` and `GATEHOUSE__*` env.
+//! - [`session`]: session ids and the synced session record both processes share.
+//! - [`protocols`]: the link wire format and telnet (sans-IO parser + session actor).
+//! - [`actors::portal`]: the Portal process: session handler, link listener, Server supervisor.
+//! - [`actors::server`]: the Server process: session handler, sessions, accounts, link client.
+//! - [`actors::db`]: the SyncArbiter that runs every diesel query and password hash.
+//! - [`models`]: diesel schema, models and queries.
+//! - [`commands`]: command parsing and the texts players read.
+//! - [`control`]: the game dir's `run/` files the CLI uses to steer a running game.
+//!
+//! See ARCHITECTURE.md for the invariants and boundaries.
+
+pub mod actors;
+pub mod commands;
+pub mod control;
+pub mod models;
+pub mod protocols;
+pub mod session;
+pub mod settings;

@@ -1,0 +1,334 @@
+//! The `gatehouse` command line: parse, load settings, start the right
+//! process. Everything else lives in the library.
+
+// The CLI talks to the operator on stdout.
+#![allow(clippy::print_stdout)]
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use nix::sys::signal::Signal;
+
+use gatehouse::actors::portal::{self, supervisor::ServerCommand, PortalOptions};
+use gatehouse::actors::server;
+use gatehouse::control::{self, GameDir, PORTAL_PID_FILE, SERVER_PID_FILE};
+use gatehouse::models::account::Account;
+use gatehouse::settings::Settings;
+
+/// How long `start` and `stop` wait for the daemon.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A MUD server with an Evennia-style Portal and Server"
+)]
+struct Cli {
+    /// The game directory (settings.toml, server/, run/, logs/).
+    #[arg(long, global = true, default_value = ".")]
+    game_dir: PathBuf,
+    /// The settings file [default: settings.toml in the game dir].
+    #[arg(long, global = true)]
+    settings: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Portal and Server in the foreground (the default).
+    Run {
+        /// Send the Server's output to this file instead of the terminal.
+        #[arg(long, hide = true)]
+        server_log: Option<PathBuf>,
+    },
+    /// Portal and Server as a daemon (pid files in run/, logs in logs/).
+    Start,
+    /// Stop the daemon (or a `run` in another terminal).
+    Stop,
+    /// Restart the Server; every player stays connected and logged in.
+    Reload,
+    /// Whether Portal and Server are up, and how many sessions exist.
+    Status,
+    /// The Portal alone.
+    Portal,
+    /// The Server alone.
+    Server,
+    /// Apply database migrations (also done at Server start).
+    Migrate,
+    /// Manage accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account; the password comes from GATEHOUSE_PASSWORD or a prompt.
+    Create {
+        name: String,
+        #[arg(long)]
+        superuser: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run_cli(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gatehouse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(process: &'static str) {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format(move |buf, record| {
+            writeln!(
+                buf,
+                "{} {:<5} {process}: {}",
+                buf.timestamp_millis(),
+                record.level(),
+                record.args()
+            )
+        })
+        .init();
+}
+
+fn run_cli(cli: Cli) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cli.game_dir)
+        .with_context(|| format!("cannot create the game dir {}", cli.game_dir.display()))?;
+    let game_root = cli
+        .game_dir
+        .canonicalize()
+        .with_context(|| format!("game dir {}", cli.game_dir.display()))?;
+    let game = GameDir::new(&game_root);
+    let (settings_file, required) = match &cli.settings {
+        Some(path) => (std::path::absolute(path)?, true),
+        None => (game_root.join("settings.toml"), false),
+    };
+    let load = || Settings::load(&settings_file, required).context("invalid settings");
+
+    match cli.command.unwrap_or(Command::Run { server_log: None }) {
+        Command::Run { server_log } => {
+            init_logging("portal");
+            let settings = load()?;
+            let supervise = server_command(&game_root, &settings_file, server_log)?;
+            run_portal(game, settings, Some(supervise))
+        }
+        Command::Portal => {
+            init_logging("portal");
+            run_portal(game, load()?, None)
+        }
+        Command::Server => {
+            init_logging("server");
+            let settings = load()?;
+            actix_rt::System::new().block_on(server::run(game, settings))?;
+            Ok(())
+        }
+        Command::Start => start_daemon(&game, &game_root, &settings_file, load()?),
+        Command::Stop => stop_daemon(&game),
+        Command::Reload => {
+            let pid = game
+                .live_pid(PORTAL_PID_FILE)
+                .context("the game is not running (no live run/portal.pid)")?;
+            control::send_signal(pid, Signal::SIGHUP)?;
+            println!("Reload requested; players stay connected.");
+            Ok(())
+        }
+        Command::Status => {
+            print_status(&game);
+            Ok(())
+        }
+        Command::Migrate => {
+            init_logging("migrate");
+            let settings = load()?;
+            server::open_database(&game, &settings)?;
+            println!("Database is up to date.");
+            Ok(())
+        }
+        Command::Account {
+            command: AccountCommand::Create { name, superuser },
+        } => {
+            init_logging("account");
+            let settings = load()?;
+            let password = match std::env::var("GATEHOUSE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let first = rpassword::prompt_password(format!("Password for {name}: "))?;
+                    let again = rpassword::prompt_password("Again: ")?;
+                    if first != again {
+                        bail!("the passwords differ");
+                    }
+                    first
+                }
+            };
+            let pool = server::open_database(&game, &settings)?;
+            let mut conn = pool.get()?;
+            let now = i64::try_from(gatehouse::session::now_millis())?;
+            let account = Account::create(
+                &mut conn,
+                &name,
+                &password,
+                superuser,
+                settings.server.password_min_length,
+                now,
+            )?;
+            println!(
+                "Account '{}' created{}.",
+                account.name,
+                if superuser { " (superuser)" } else { "" }
+            );
+            Ok(())
+        }
+    }
+}
+
+fn server_command(
+    game_root: &Path,
+    settings_file: &Path,
+    log_file: Option<PathBuf>,
+) -> anyhow::Result<ServerCommand> {
+    let program = std::env::current_exe().context("cannot find the gatehouse binary")?;
+    let args: Vec<OsString> = vec![
+        "--game-dir".into(),
+        game_root.into(),
+        "--settings".into(),
+        settings_file.into(),
+        "server".into(),
+    ];
+    Ok(ServerCommand {
+        program,
+        args,
+        env: Vec::new(),
+        log_file,
+    })
+}
+
+fn run_portal(
+    game: GameDir,
+    settings: Settings,
+    supervise: Option<ServerCommand>,
+) -> anyhow::Result<()> {
+    // A missing settings file is fine: write nothing, run on the defaults.
+    let options = PortalOptions {
+        game_dir: game,
+        settings,
+        supervise,
+    };
+    actix_rt::System::new().block_on(portal::run(options))?;
+    Ok(())
+}
+
+fn start_daemon(
+    game: &GameDir,
+    game_root: &Path,
+    settings_file: &Path,
+    _settings: Settings,
+) -> anyhow::Result<()> {
+    if let Some(pid) = game.live_pid(PORTAL_PID_FILE) {
+        bail!("the game is already running (Portal pid {pid})");
+    }
+    game.prepare()?;
+    game.remove_run_file(control::PORTS_FILE);
+    let portal_log = game.log_dir().join("portal.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&portal_log)
+        .with_context(|| format!("cannot open {}", portal_log.display()))?;
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.arg("--game-dir")
+        .arg(game_root)
+        .arg("--settings")
+        .arg(settings_file)
+        .arg("run")
+        .arg("--server-log")
+        .arg(game.log_dir().join("server.log"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // Detach from the terminal's session so closing it does not stop the game.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the Portal")?;
+    let deadline = Instant::now() + DAEMON_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the Portal exited at start-up ({status}); see {}",
+                portal_log.display()
+            );
+        }
+        if let (Some(_), Some(ports)) = (game.live_pid(PORTAL_PID_FILE), game.read_ports()) {
+            println!(
+                "gatehouse started (Portal pid {}): telnet {:?}, link {}. Logs in {}.",
+                child.id(),
+                ports.telnet,
+                ports.link,
+                game.log_dir().display()
+            );
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the Portal did not come up in time; see {}",
+                portal_log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn stop_daemon(game: &GameDir) -> anyhow::Result<()> {
+    let Some(pid) = game.live_pid(PORTAL_PID_FILE) else {
+        println!("The game is not running.");
+        return Ok(());
+    };
+    control::send_signal(pid, Signal::SIGTERM)?;
+    let deadline = Instant::now() + DAEMON_TIMEOUT;
+    while control::is_alive(pid) {
+        if Instant::now() > deadline {
+            bail!("the Portal (pid {pid}) did not stop within {DAEMON_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("gatehouse stopped.");
+    Ok(())
+}
+
+fn print_status(game: &GameDir) {
+    let portal = game.live_pid(PORTAL_PID_FILE);
+    let server = game.live_pid(SERVER_PID_FILE);
+    match portal {
+        Some(pid) => println!("Portal: running (pid {pid})"),
+        None => println!("Portal: not running"),
+    }
+    match (server, game.read_status()) {
+        (Some(pid), Some(status)) if status.server_connected => {
+            println!("Server: running (pid {pid}), connected to the Portal")
+        }
+        (Some(pid), _) => println!("Server: running (pid {pid}), not connected"),
+        (None, _) => println!("Server: not running"),
+    }
+    if let (Some(_), Some(status)) = (portal, game.read_status()) {
+        println!(
+            "Sessions: {} ({} logged in, {} waiting to connect)",
+            status.sessions, status.logged_in, status.queued_connections
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! The Portal <-> Server wire: the two message enums named by direction, and the
+//! length-prefixed MessagePack codec that carries them.
+//!
+//! Every frame is a 4-byte big-endian length followed by one rmp-serde encoded
+//! message (struct fields by name, so a newer Server can add fields that an older
+//! Portal ignores). Only this module knows MessagePack.
+//!
+//! Decoding never fails the stream: an oversized or undecodable frame becomes an
+//! `Err` item ([`LinkError`]) and the decoder moves on to the next frame, so one
+//! bad frame is logged and dropped and never kills the link.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio_util::codec::Decoder;
+
+use crate::session::{SessionId, SessionSyncData, UnixMillis};
+
+/// Bumped whenever a change to these enums is not backwards compatible.
+pub const LINK_PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame either side sends or accepts. A full session sync of
+/// 10,000 sessions is about 3 MB; input lines are capped far lower by the Portal.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024 * 1024;
+
+/// Size of the length prefix.
+const LENGTH_BYTES: usize = 4;
+
+/// Why the Server (re)connected: tells it which start-up hooks apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartMode {
+    /// A reload was asked for: sessions and puppets are kept, players were told.
+    Reload,
+    /// The Server went away without being asked (crash, kill): sessions are
+    /// kept all the same.
+    Crash,
+    /// The Server started for the first time in this Portal's life.
+    ColdStart,
+}
+
+/// One piece of player input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Input {
+    /// A command line, without its line ending.
+    Text(String),
+    /// An out-of-band input function call (GMCP, MSDP, websocket JSON).
+    Oob {
+        name: String,
+        args: Vec<serde_json::Value>,
+        kwargs: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+/// One piece of output for a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Output {
+    /// Text with markup; lines separated by `\n`.
+    Text(String),
+    /// A prompt: text without a line ending.
+    Prompt(String),
+    /// Hide (`true`) or show what the player types next, e.g. for a password.
+    Echo(bool),
+    /// An out-of-band message (GMCP package, websocket cmdname).
+    Oob {
+        name: String,
+        args: Vec<serde_json::Value>,
+        kwargs: serde_json::Map<String, serde_json::Value>,
+    },
+}
+
+/// Messages from the Portal to the Server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PortalToServer {
+    /// Handshake answer and full resync (Evennia's PSYNC): every Portal session,
+    /// logged in or not. The Server replaces its sessions with these.
+    Welcome {
+        version: u32,
+        /// Changes every time a Portal process starts. A Server that sees a new
+        /// epoch drops every session it had, so a new connection can never
+        /// inherit a stale one.
+        portal_epoch: u64,
+        portal_started: UnixMillis,
+        restart_mode: RestartMode,
+        sessions: Vec<SessionSyncData>,
+    },
+    /// The handshake failed; the Portal closes the link after this.
+    Refused { reason: String },
+    /// A new connection was released to the game (PCONN).
+    SessionConnected { session: SessionSyncData },
+    /// Protocol data changed, e.g. after telnet negotiation (PCONNSYNC).
+    SessionUpdated { session: SessionSyncData },
+    /// The client went away (PDISCONN).
+    SessionDisconnected { sessid: SessionId },
+    /// Input from a session.
+    DataIn { sessid: SessionId, input: Input },
+    /// The Portal is going down and every session with it (PDISCONNALL).
+    AllDisconnected,
+    /// Stop now and expect to be started again (SRELOAD).
+    Reload,
+    /// Stop now for good (SSHUTD).
+    Shutdown,
+}
+
+/// Messages from the Server to the Portal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ServerToPortal {
+    /// The first frame on a new link.
+    Hello { version: u32, pid: u32 },
+    /// Output for one session.
+    DataOut { sessid: SessionId, output: Output },
+    /// The same output for many sessions (announcements, room messages).
+    DataOutMany {
+        sessids: Vec<SessionId>,
+        output: Output,
+    },
+    /// A session logged in (SLOGIN); carries its updated record.
+    LoggedIn { session: SessionSyncData },
+    /// Session records changed on the Server (SSYNC). With `clean`, Portal
+    /// sessions absent from the list are left alone (they may have connected
+    /// while the sync was in flight) but the listed ones are replaced.
+    SessionsSync { sessions: Vec<SessionSyncData> },
+    /// Close one session after showing it `reason` (SDISCONN).
+    Disconnect { sessid: SessionId, reason: String },
+    /// Close every session after showing them `reason` (SDISCONNALL).
+    DisconnectAll { reason: String },
+    /// In-game `reload`: please restart me.
+    RequestReload { reason: String },
+    /// In-game `shutdown`: stop me and the Portal.
+    RequestShutdown { reason: String },
+    /// Sent last before a Server exits on request; nothing follows it.
+    Stopping,
+}
+
+/// What can go wrong on the link; each error ends at most one frame.
+#[derive(Debug, Error)]
+pub enum LinkError {
+    #[error("frame of {size} bytes is larger than the {max} byte limit")]
+    FrameTooLarge { size: usize, max: usize },
+    #[error("frame could not be decoded: {0}")]
+    Decode(#[from] rmp_serde::decode::Error),
+    #[error("message could not be encoded: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    #[error("peer speaks link version {peer}, this build speaks {ours}")]
+    VersionMismatch { peer: u32, ours: u32 },
+    #[error("link i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Encodes `message` as one complete frame (length prefix included).
+pub fn encode_frame<T: Serialize>(message: &T, max: usize) -> Result<Bytes, LinkError> {
+    let mut buf = BytesMut::with_capacity(128);
+    buf.put_u32(0);
+    let mut writer = (&mut buf).writer();
+    rmp_serde::encode::write_named(&mut writer, message)?;
+    let size = buf.len() - LENGTH_BYTES;
+    if size > max {
+        return Err(LinkError::FrameTooLarge { size, max });
+    }
+    let len = u32::try_from(size).map_err(|_| LinkError::FrameTooLarge { size, max })?;
+    buf[..LENGTH_BYTES].copy_from_slice(&len.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+/// Decodes length-prefixed frames into `T`. Yields `Err` items for bad frames
+/// and keeps going; returns `Ok(None)` while a frame is incomplete.
+#[derive(Debug)]
+pub struct LinkDecoder<T> {
+    max: usize,
+    /// Bytes of an oversized frame still to be thrown away.
+    discarding: usize,
+    _message: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> LinkDecoder<T> {
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            discarding: 0,
+            _message: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: DeserializeOwned> Decoder for LinkDecoder<T> {
+    type Item = Result<T, LinkError>;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error> {
+        if self.discarding > 0 {
+            let n = self.discarding.min(src.len());
+            src.advance(n);
+            self.discarding -= n;
+            if self.discarding > 0 {
+                return Ok(None);
+            }
+        }
+        if src.len() < LENGTH_BYTES {
+            return Ok(None);
+        }
+        let mut prefix = [0u8; LENGTH_BYTES];
+        prefix.copy_from_slice(&src[..LENGTH_BYTES]);
+        let size = u32::from_be_bytes(prefix) as usize;
+        if size > self.max {
+            src.advance(LENGTH_BYTES);
+            let n = size.min(src.len());
+            src.advance(n);
+            self.discarding = size - n;
+            return Ok(Some(Err(LinkError::FrameTooLarge {
+                size,
+                max: self.max,
+            })));
+        }
+        if src.len() < LENGTH_BYTES + size {
+            src.reserve(LENGTH_BYTES + size - src.len());
+            return Ok(None);
+        }
+        src.advance(LENGTH_BYTES);
+        let frame = src.split_to(size);
+        Ok(Some(rmp_serde::from_slice(&frame).map_err(LinkError::from)))
+    }
+}
+
+/// Checks the peer's version from its first frame.
+pub fn check_version(peer: u32) -> Result<(), LinkError> {
+    if peer == LINK_PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(LinkError::VersionMismatch {
+            peer,
+            ours: LINK_PROTOCOL_VERSION,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{AccountId, CharacterId, ProtocolFlags};
+
+    fn record(id: u64) -> SessionSyncData {
+        let mut s = SessionSyncData::new(
+            SessionId(id),
+            "telnet",
+            "192.0.2.7",
+            1_700_000_000_000,
+            ProtocolFlags::default(),
+        );
+        s.log_in(AccountId(9), "Alice", 1_700_000_001_000);
+        s.puppet_id = Some(CharacterId(4));
+        s.record_input("look", "idle", 1_700_000_002_000);
+        s
+    }
+
+    fn oob() -> (
+        Vec<serde_json::Value>,
+        serde_json::Map<String, serde_json::Value>,
+    ) {
+        let mut kwargs = serde_json::Map::new();
+        kwargs.insert("hp".into(), serde_json::json!(10));
+        (
+            vec![serde_json::json!("a"), serde_json::json!([1, 2])],
+            kwargs,
+        )
+    }
+
+    fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(msg: T) {
+        let frame = encode_frame(&msg, MAX_FRAME_BYTES).unwrap();
+        let mut buf = BytesMut::from(&frame[..]);
+        let mut dec = LinkDecoder::<T>::new(MAX_FRAME_BYTES);
+        let got = dec.decode(&mut buf).unwrap().unwrap().unwrap();
+        assert_eq!(got, msg);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn every_portal_message_round_trips() {
+        let (args, kwargs) = oob();
+        for msg in [
+            PortalToServer::Welcome {
+                version: LINK_PROTOCOL_VERSION,
+                portal_epoch: 42,
+                portal_started: 5,
+                restart_mode: RestartMode::Reload,
+                sessions: vec![record(1), record(2)],
+            },
+            PortalToServer::Refused {
+                reason: "no".into(),
+            },
+            PortalToServer::SessionConnected { session: record(3) },
+            PortalToServer::SessionUpdated { session: record(3) },
+            PortalToServer::SessionDisconnected {
+                sessid: SessionId(3),
+            },
+            PortalToServer::DataIn {
+                sessid: SessionId(3),
+                input: Input::Text("say héllo".into()),
+            },
+            PortalToServer::DataIn {
+                sessid: SessionId(3),
+                input: Input::Oob {
+                    name: "Core.Hello".into(),
+                    args,
+                    kwargs,
+                },
+            },
+            PortalToServer::AllDisconnected,
+            PortalToServer::Reload,
+            PortalToServer::Shutdown,
+        ] {
+            round_trip(msg);
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips() {
+        let (args, kwargs) = oob();
+        for msg in [
+            ServerToPortal::Hello {
+                version: LINK_PROTOCOL_VERSION,
+                pid: 77,
+            },
+            ServerToPortal::DataOut {
+                sessid: SessionId(1),
+                output: Output::Text("hi\n".into()),
+            },
+            ServerToPortal::DataOut {
+                sessid: SessionId(1),
+                output: Output::Prompt("> ".into()),
+            },
+            ServerToPortal::DataOut {
+                sessid: SessionId(1),
+                output: Output::Echo(true),
+            },
+            ServerToPortal::DataOut {
+                sessid: SessionId(1),
+                output: Output::Oob {
+                    name: "logged_in".into(),
+                    args,
+                    kwargs,
+                },
+            },
+            ServerToPortal::DataOutMany {
+                sessids: vec![SessionId(1), SessionId(2)],
+                output: Output::Text("all".into()),
+            },
+            ServerToPortal::LoggedIn { session: record(1) },
+            ServerToPortal::SessionsSync {
+                sessions: vec![record(1), record(2)],
+            },
+            ServerToPortal::Disconnect {
+                sessid: SessionId(1),
+                reason: "bye".into(),
+            },
+            ServerToPortal::DisconnectAll {
+                reason: "down".into(),
+            },
+            ServerToPortal::RequestReload {
+                reason: "new code".into(),
+            },
+            ServerToPortal::RequestShutdown {
+                reason: String::new(),
+            },
+            ServerToPortal::Stopping,
+        ] {
+            round_trip(msg);
+        }
+    }
+
+    #[test]
+    fn split_frames_wait_for_the_rest() {
+        let frame = encode_frame(&PortalToServer::Reload, MAX_FRAME_BYTES).unwrap();
+        let mut dec = LinkDecoder::<PortalToServer>::new(MAX_FRAME_BYTES);
+        let mut buf = BytesMut::new();
+        for byte in &frame[..frame.len() - 1] {
+            buf.put_u8(*byte);
+            assert!(dec.decode(&mut buf).unwrap().is_none());
+        }
+        buf.put_u8(frame[frame.len() - 1]);
+        assert_eq!(
+            dec.decode(&mut buf).unwrap().unwrap().unwrap(),
+            PortalToServer::Reload
+        );
+    }
+
+    #[test]
+    fn oversized_frame_is_a_typed_error_and_the_next_frame_still_decodes() {
+        let mut dec = LinkDecoder::<PortalToServer>::new(16);
+        let mut buf = BytesMut::new();
+        buf.put_u32(40);
+        buf.put_slice(&[0xAB; 10]);
+        match dec.decode(&mut buf).unwrap() {
+            Some(Err(LinkError::FrameTooLarge { size: 40, max: 16 })) => {}
+            other => panic!("expected FrameTooLarge, got {other:?}"),
+        }
+        // The rest of the oversized frame arrives with a good frame behind it.
+        buf.put_slice(&[0xAB; 30]);
+        buf.put_slice(&encode_frame(&PortalToServer::Shutdown, 16).unwrap());
+        assert_eq!(
+            dec.decode(&mut buf).unwrap().unwrap().unwrap(),
+            PortalToServer::Shutdown
+        );
+    }
+
+    #[test]
+    fn garbage_frame_is_a_typed_error_and_the_next_frame_still_decodes() {
+        let mut dec = LinkDecoder::<ServerToPortal>::new(MAX_FRAME_BYTES);
+        let mut buf = BytesMut::new();
+        buf.put_u32(5);
+        buf.put_slice(b"\xc1\xff\x00junk"[..5].as_ref());
+        buf.put_slice(&encode_frame(&ServerToPortal::Stopping, MAX_FRAME_BYTES).unwrap());
+        assert!(matches!(
+            dec.decode(&mut buf).unwrap(),
+            Some(Err(LinkError::Decode(_)))
+        ));
+        assert_eq!(
+            dec.decode(&mut buf).unwrap().unwrap().unwrap(),
+            ServerToPortal::Stopping
+        );
+    }
+
+    #[test]
+    fn encoding_refuses_frames_over_the_cap() {
+        let big = ServerToPortal::DataOut {
+            sessid: SessionId(1),
+            output: Output::Text("x".repeat(100)),
+        };
+        assert!(matches!(
+            encode_frame(&big, 50),
+            Err(LinkError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn versions_are_checked() {
+        assert!(check_version(LINK_PROTOCOL_VERSION).is_ok());
+        assert!(matches!(
+            check_version(LINK_PROTOCOL_VERSION + 1),
+            Err(LinkError::VersionMismatch { .. })
+        ));
+    }
+}

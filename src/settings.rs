@@ -1,0 +1,541 @@
+//! Typed settings: `settings.toml` in the game dir, then `GATEHOUSE__SECTION__KEY`
+//! environment overrides, layered with the `config` crate.
+//!
+//! Owns every key of the product contract and its default. It never reads a
+//! setting anywhere else: the rest of the crate receives a validated [`Settings`].
+//! A bad file or value is a [`SettingsError`] that names the key, never a panic.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The environment prefix; `GATEHOUSE__PORTAL__WEB_PORT=0` sets `portal.web_port`.
+pub const ENV_PREFIX: &str = "GATEHOUSE";
+/// Separates the prefix, the section and the key in an override's name.
+pub const ENV_SEPARATOR: &str = "__";
+
+/// Everything that can go wrong while loading settings; each variant names its key.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    #[error("settings file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("setting {key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error("environment override {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// All settings, one struct per `[section]` of `settings.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub portal: PortalSettings,
+    pub database: DatabaseSettings,
+    pub throttle: ThrottleSettings,
+    pub client: ClientSettings,
+}
+
+/// `[server]`: the game itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Shown on the connection screen, in `who` and to MUD crawlers.
+    pub name: String,
+    /// Evennia's MULTISESSION_MODE, 0 to 3.
+    pub multisession_mode: u8,
+    pub auto_create_character_with_account: bool,
+    pub auto_puppet_on_login: bool,
+    /// 0 means no limit.
+    pub max_nr_characters: u32,
+    /// 0 means no limit.
+    pub max_nr_simultaneous_puppets: u32,
+    /// Seconds without input before a session is disconnected; `<= 0` turns it off.
+    pub idle_timeout: i64,
+    /// A line that only refreshes the idle timer and is never answered.
+    pub idle_command: String,
+    /// Shortest password `create` and `password` accept.
+    pub password_min_length: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            name: "gatehouse".to_owned(),
+            multisession_mode: 0,
+            auto_create_character_with_account: true,
+            auto_puppet_on_login: true,
+            max_nr_characters: 1,
+            max_nr_simultaneous_puppets: 1,
+            idle_timeout: -1,
+            idle_command: "idle".to_owned(),
+            password_min_length: 8,
+        }
+    }
+}
+
+/// `[portal]`: listeners, the link, and the per-connection limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalSettings {
+    pub telnet_ports: Vec<u16>,
+    pub telnet_interfaces: Vec<String>,
+    pub web_port: u16,
+    pub websocket_port: u16,
+    pub ssl_ports: Vec<u16>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Where the Portal listens for its Server (Evennia's AMP port).
+    pub link_addr: String,
+    /// Required when `link_addr` is not a loopback address.
+    pub link_secret: String,
+    /// New connections released to the Server per second; excess waits in a queue.
+    pub max_connection_rate: f64,
+    /// Input lines per session per second; excess is dropped with a warning. `<= 0` turns it off.
+    pub max_command_rate: f64,
+    /// Longest accepted input line in characters; longer lines are refused. `0` turns it off.
+    pub max_char_limit: usize,
+    /// Bytes queued to a client that does not read before it is disconnected.
+    pub output_buffer_limit: usize,
+    /// Input lines kept per session while the Server is away (reload, crash).
+    pub input_queue_limit: usize,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        Self {
+            telnet_ports: vec![4000],
+            telnet_interfaces: vec!["0.0.0.0".to_owned()],
+            web_port: 4001,
+            websocket_port: 4002,
+            ssl_ports: vec![4003],
+            tls_cert: None,
+            tls_key: None,
+            link_addr: "127.0.0.1:4006".to_owned(),
+            link_secret: String::new(),
+            max_connection_rate: 2.0,
+            max_command_rate: 80.0,
+            max_char_limit: 6000,
+            output_buffer_limit: 1_048_576,
+            input_queue_limit: 100,
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://relative/or/absolute/path.db`; relative paths are under the game dir.
+    pub url: String,
+    /// Database connections, and threads of the blocking executor.
+    pub pool_size: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://server/gatehouse.db".to_owned(),
+            pool_size: 8,
+        }
+    }
+}
+
+/// `[throttle]`: per-address login and account-creation limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleSettings {
+    pub login_limit: u32,
+    pub login_timeout: u64,
+    pub creation_limit: u32,
+    pub creation_timeout: u64,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            login_limit: 5,
+            login_timeout: 300,
+            creation_limit: 2,
+            creation_timeout: 600,
+        }
+    }
+}
+
+/// `[client]`: what is assumed of a client that does not say.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientSettings {
+    pub default_width: u16,
+    pub default_height: u16,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            default_width: 78,
+            default_height: 45,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads `file` (if it exists; a missing default file means "all defaults") and
+    /// the environment overrides, then validates the result.
+    ///
+    /// `file_required` is true when the operator named the file explicitly: then a
+    /// missing file is an error rather than a silent fall-back to defaults.
+    pub fn load(file: &Path, file_required: bool) -> Result<Self, SettingsError> {
+        Self::load_from(file, file_required, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given explicitly (tests).
+    pub fn load_from(
+        file: &Path,
+        file_required: bool,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        if file_required && !file.exists() {
+            return Err(SettingsError::File {
+                path: file.to_owned(),
+                message: "no such file".to_owned(),
+            });
+        }
+        let mut builder = config::Config::builder().add_source(
+            config::File::from(file)
+                .format(config::FileFormat::Toml)
+                .required(false),
+        );
+        for (var, key, value) in env_overrides(env)? {
+            builder =
+                builder
+                    .set_override(key.as_str(), value)
+                    .map_err(|e| SettingsError::Env {
+                        var,
+                        message: e.to_string(),
+                    })?;
+        }
+        let layered = builder.build().map_err(|e| SettingsError::File {
+            path: file.to_owned(),
+            message: e.to_string(),
+        })?;
+        let settings: Settings = layered.try_deserialize().map_err(|e| match &e {
+            config::ConfigError::Type { key: Some(key), .. } => SettingsError::Invalid {
+                key: key.clone(),
+                message: e.to_string(),
+            },
+            _ => SettingsError::File {
+                path: file.to_owned(),
+                message: e.to_string(),
+            },
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the rules that types alone cannot express.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let invalid = |key: &str, message: String| SettingsError::Invalid {
+            key: key.to_owned(),
+            message,
+        };
+        if self.server.multisession_mode > 3 {
+            return Err(invalid(
+                "server.multisession_mode",
+                format!(
+                    "must be 0, 1, 2 or 3, not {}",
+                    self.server.multisession_mode
+                ),
+            ));
+        }
+        if self.server.idle_command.trim().is_empty() {
+            return Err(invalid("server.idle_command", "must not be empty".into()));
+        }
+        let link = self.link_socket_addr()?;
+        if !link.ip().is_loopback() && self.portal.link_secret.is_empty() {
+            return Err(invalid(
+                "portal.link_secret",
+                format!("is required because portal.link_addr {link} is not a loopback address"),
+            ));
+        }
+        self.telnet_interface_addrs()?;
+        if self.portal.telnet_ports.is_empty() {
+            return Err(invalid(
+                "portal.telnet_ports",
+                "needs at least one port".into(),
+            ));
+        }
+        if self.portal.max_connection_rate.is_nan() || self.portal.max_connection_rate <= 0.0 {
+            return Err(invalid(
+                "portal.max_connection_rate",
+                "must be greater than 0 (connections are queued, never refused)".into(),
+            ));
+        }
+        if self.portal.output_buffer_limit < 1024 {
+            return Err(invalid(
+                "portal.output_buffer_limit",
+                "must be at least 1024 bytes".into(),
+            ));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1".into()));
+        }
+        if self.client.default_width == 0 || self.client.default_height == 0 {
+            return Err(invalid(
+                "client",
+                "default_width and default_height must be > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `portal.link_addr` parsed.
+    pub fn link_socket_addr(&self) -> Result<SocketAddr, SettingsError> {
+        self.portal
+            .link_addr
+            .parse()
+            .map_err(|e| SettingsError::Invalid {
+                key: "portal.link_addr".to_owned(),
+                message: format!("{:?} is not an address:port ({e})", self.portal.link_addr),
+            })
+    }
+
+    /// `portal.telnet_interfaces` parsed.
+    pub fn telnet_interface_addrs(&self) -> Result<Vec<IpAddr>, SettingsError> {
+        self.portal
+            .telnet_interfaces
+            .iter()
+            .map(|s| {
+                s.parse().map_err(|e| SettingsError::Invalid {
+                    key: "portal.telnet_interfaces".to_owned(),
+                    message: format!("{s:?} is not an IP address ({e})"),
+                })
+            })
+            .collect()
+    }
+
+    /// The SQLite file `database.url` names, resolved against the game dir.
+    pub fn sqlite_path(&self, game_dir: &Path) -> Result<PathBuf, SettingsError> {
+        let rest =
+            self.database
+                .url
+                .strip_prefix("sqlite://")
+                .ok_or_else(|| SettingsError::Invalid {
+                    key: "database.url".to_owned(),
+                    message: format!(
+                        "{:?} is not supported: use sqlite://path/to/file.db",
+                        self.database.url
+                    ),
+                })?;
+        let path = Path::new(rest);
+        Ok(if path.is_absolute() {
+            path.to_owned()
+        } else {
+            game_dir.join(path)
+        })
+    }
+}
+
+/// Turns `GATEHOUSE__SECTION__KEY=value` variables into `(var, "section.key", value)`.
+///
+/// Values are read as TOML (`[0]`, `true`, `2.5`, `"text"`), and anything that is
+/// not valid TOML is taken as a plain string, so `GATEHOUSE__SERVER__NAME=My Game`
+/// works without quotes.
+fn env_overrides(
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<(String, String, config::Value)>, SettingsError> {
+    let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+    let mut out = Vec::new();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(&prefix) else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.split(ENV_SEPARATOR).collect();
+        if parts.len() != 2 || parts.iter().any(|p| p.is_empty()) {
+            return Err(SettingsError::Env {
+                var,
+                message: "expected GATEHOUSE__SECTION__KEY".to_owned(),
+            });
+        }
+        let key = format!("{}.{}", parts[0].to_lowercase(), parts[1].to_lowercase());
+        let value = toml_value(&raw);
+        out.push((var, key, value));
+    }
+    Ok(out)
+}
+
+fn toml_value(raw: &str) -> config::Value {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        v: toml::Value,
+    }
+    match toml::from_str::<Wrapper>(&format!("v = {raw}")) {
+        Ok(w) => toml_to_config(w.v),
+        Err(_) => config::Value::from(raw.to_owned()),
+    }
+}
+
+fn toml_to_config(v: toml::Value) -> config::Value {
+    match v {
+        toml::Value::String(s) => s.into(),
+        toml::Value::Integer(i) => i.into(),
+        toml::Value::Float(f) => f.into(),
+        toml::Value::Boolean(b) => b.into(),
+        toml::Value::Datetime(d) => d.to_string().into(),
+        toml::Value::Array(a) => a.into_iter().map(toml_to_config).collect::<Vec<_>>().into(),
+        toml::Value::Table(t) => t
+            .into_iter()
+            .map(|(k, v)| (k, toml_to_config(v)))
+            .collect::<std::collections::HashMap<_, _>>()
+            .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn missing_default_file_gives_the_contract_defaults() {
+        let s =
+            Settings::load_from(Path::new("/nonexistent/settings.toml"), false, env(&[])).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.portal.telnet_ports, vec![4000]);
+        assert_eq!(s.portal.web_port, 4001);
+        assert_eq!(s.portal.websocket_port, 4002);
+        assert_eq!(s.portal.ssl_ports, vec![4003]);
+        assert_eq!(s.portal.link_addr, "127.0.0.1:4006");
+        assert_eq!(s.portal.max_connection_rate, 2.0);
+        assert_eq!(s.portal.max_command_rate, 80.0);
+        assert_eq!(s.portal.max_char_limit, 6000);
+        assert_eq!(s.portal.output_buffer_limit, 1_048_576);
+        assert_eq!(s.server.multisession_mode, 0);
+        assert_eq!(s.server.idle_timeout, -1);
+        assert_eq!(s.server.idle_command, "idle");
+        assert_eq!(s.database.url, "sqlite://server/gatehouse.db");
+        assert_eq!(s.database.pool_size, 8);
+        assert_eq!(s.throttle.login_limit, 5);
+        assert_eq!(s.throttle.login_timeout, 300);
+        assert_eq!(s.throttle.creation_limit, 2);
+        assert_eq!(s.throttle.creation_timeout, 600);
+        assert_eq!(s.client.default_width, 78);
+        assert_eq!(s.client.default_height, 45);
+    }
+
+    #[test]
+    fn missing_named_file_is_an_error() {
+        let err =
+            Settings::load_from(Path::new("/nonexistent/x.toml"), true, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("no such file"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_settings_file_matches_the_defaults() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("settings.toml");
+        let s = Settings::load_from(&shipped, true, env(&[])).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn file_values_apply_and_env_overrides_win() {
+        let f = write_file("[portal]\ntelnet_ports = [5000, 5001]\nweb_port = 5005\n[server]\nname = \"Filegame\"\n");
+        let s = Settings::load_from(
+            f.path(),
+            true,
+            env(&[
+                ("GATEHOUSE__PORTAL__TELNET_PORTS", "[0]"),
+                ("GATEHOUSE__SERVER__NAME", "My Game"),
+                ("GATEHOUSE__SERVER__MULTISESSION_MODE", "2"),
+                ("GATEHOUSE__PORTAL__MAX_CONNECTION_RATE", "100"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.portal.telnet_ports, vec![0]);
+        assert_eq!(s.portal.web_port, 5005);
+        assert_eq!(s.server.name, "My Game");
+        assert_eq!(s.server.multisession_mode, 2);
+        assert_eq!(s.portal.max_connection_rate, 100.0);
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let f = write_file("[portal]\nweb_port = \"not a port\"\n");
+        let err = Settings::load_from(f.path(), true, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("web_port"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let f = write_file("[server]\nmultisesion_mode = 1\n");
+        let err = Settings::load_from(f.path(), true, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("multisesion_mode"), "{err}");
+    }
+
+    #[test]
+    fn broken_toml_is_an_error_not_a_panic() {
+        let f = write_file("[server\nname = ");
+        assert!(Settings::load_from(f.path(), true, env(&[])).is_err());
+    }
+
+    #[test]
+    fn out_of_range_mode_is_refused_with_its_key() {
+        let err = Settings::load_from(
+            Path::new("/nonexistent"),
+            false,
+            env(&[("GATEHOUSE__SERVER__MULTISESSION_MODE", "7")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("server.multisession_mode"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_public_link_needs_a_secret() {
+        let err = Settings::load_from(
+            Path::new("/nonexistent"),
+            false,
+            env(&[("GATEHOUSE__PORTAL__LINK_ADDR", "0.0.0.0:4006")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("portal.link_secret"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_override_name_is_refused() {
+        let err = Settings::load_from(
+            Path::new("/nonexistent"),
+            false,
+            env(&[("GATEHOUSE__PORTAL", "1")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("GATEHOUSE__PORTAL"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_paths_resolve_against_the_game_dir() {
+        let s = Settings::default();
+        assert_eq!(
+            s.sqlite_path(Path::new("/games/mygame")).unwrap(),
+            PathBuf::from("/games/mygame/server/gatehouse.db")
+        );
+    }
+}
