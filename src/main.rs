@@ -122,7 +122,8 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
         Command::Run { server_log } => {
             init_logging("portal");
             let settings = load()?;
-            let supervise = server_command(&game_root, &settings_file, server_log)?;
+            let supervise =
+                server_command(&game_root, required.then_some(&settings_file), server_log)?;
             run_portal(game, settings, Some(supervise))
         }
         Command::Portal => {
@@ -135,7 +136,10 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             actix_rt::System::new().block_on(server::run(game, settings))?;
             Ok(())
         }
-        Command::Start => start_daemon(&game, &game_root, &settings_file, load()?),
+        Command::Start => {
+            load()?;
+            start_daemon(&game, &game_root, required.then_some(&settings_file))
+        }
         Command::Stop => stop_daemon(&game),
         Command::Reload => {
             let pid = game
@@ -193,19 +197,20 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The Server child gets the same game dir, and the settings file only when
+/// the operator named one (the default file may not exist, which is fine).
 fn server_command(
     game_root: &Path,
-    settings_file: &Path,
+    settings_file: Option<&PathBuf>,
     log_file: Option<PathBuf>,
 ) -> anyhow::Result<ServerCommand> {
     let program = std::env::current_exe().context("cannot find the gatehouse binary")?;
-    let args: Vec<OsString> = vec![
-        "--game-dir".into(),
-        game_root.into(),
-        "--settings".into(),
-        settings_file.into(),
-        "server".into(),
-    ];
+    let mut args: Vec<OsString> = vec!["--game-dir".into(), game_root.into()];
+    if let Some(file) = settings_file {
+        args.push("--settings".into());
+        args.push(file.into());
+    }
+    args.push("server".into());
     Ok(ServerCommand {
         program,
         args,
@@ -232,8 +237,7 @@ fn run_portal(
 fn start_daemon(
     game: &GameDir,
     game_root: &Path,
-    settings_file: &Path,
-    _settings: Settings,
+    settings_file: Option<&PathBuf>,
 ) -> anyhow::Result<()> {
     if let Some(pid) = game.live_pid(PORTAL_PID_FILE) {
         bail!("the game is already running (Portal pid {pid})");
@@ -247,11 +251,11 @@ fn start_daemon(
         .open(&portal_log)
         .with_context(|| format!("cannot open {}", portal_log.display()))?;
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.arg("--game-dir")
-        .arg(game_root)
-        .arg("--settings")
-        .arg(settings_file)
-        .arg("run")
+    cmd.arg("--game-dir").arg(game_root);
+    if let Some(file) = settings_file {
+        cmd.arg("--settings").arg(file);
+    }
+    cmd.arg("run")
         .arg("--server-log")
         .arg(game.log_dir().join("server.log"))
         .stdin(Stdio::null())

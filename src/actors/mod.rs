@@ -6,3 +6,8 @@ pub mod db;
 pub mod outbound;
 pub mod portal;
 pub mod server;
+
+/// Mailbox size of the actors every session's traffic passes through (the
+/// session handlers and the link ends). Bursts wait in the mailbox instead of
+/// making `send` callers wait; `do_send` is never limited.
+pub const HUB_MAILBOX_CAPACITY: usize = 1 << 20;

@@ -434,7 +434,7 @@ impl Actor for PortalSessionHandler {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Session traffic all passes through here; a large mailbox keeps
         // bursts from back-pressuring every session at once.
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(crate::actors::HUB_MAILBOX_CAPACITY);
         self.write_status_file();
         ctx.run_interval(STATUS_INTERVAL, |act, _| act.write_status_file());
     }

@@ -75,7 +75,7 @@ impl Actor for ServerLinkConnection {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(crate::actors::HUB_MAILBOX_CAPACITY);
         log::info!("link: connection from {}", self.peer);
     }
 

@@ -150,11 +150,13 @@ impl ServerProcess {
     }
 
     fn schedule_restart(&mut self, ctx: &mut Context<Self>) {
-        if self.quick_crashes == 0 {
+        // The first crash restarts at once; only a Server that keeps dying
+        // at start-up is restarted ever more slowly.
+        if self.quick_crashes <= 1 {
             self.spawn_server(ctx);
             return;
         }
-        let exp = self.quick_crashes.min(8);
+        let exp = (self.quick_crashes - 1).min(8);
         let delay = (Duration::from_millis(250) * 2u32.pow(exp)).min(MAX_BACKOFF);
         log::warn!(
             "the Server crashed {} times at start-up; restarting in {delay:?}",

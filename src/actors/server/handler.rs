@@ -288,7 +288,7 @@ impl Actor for ServerSessionHandler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(crate::actors::HUB_MAILBOX_CAPACITY);
         if self.settings.server.idle_timeout > 0 {
             ctx.run_interval(IDLE_CHECK_INTERVAL, |act, _| act.check_idle());
         }

@@ -127,7 +127,7 @@ impl Actor for PortalLink {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Connecting waits for `SetHandler`, so no frame arrives with nobody
         // to take it.
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(crate::actors::HUB_MAILBOX_CAPACITY);
     }
 }
 
