@@ -1,0 +1,286 @@
+//! Test harness for whole-system tests: a real `gatehouse` binary in a temp
+//! game dir on free ports, and telnet clients that speak real bytes and wait
+//! with deadlines, never bare sleeps.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gatehouse")
+}
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running game: Portal + supervised Server.
+pub struct Game {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub telnet_port: u16,
+    env: Vec<(String, String)>,
+}
+
+impl Game {
+    /// Starts `gatehouse run` in a new temp game dir.
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut game = Game {
+            dir,
+            child: None,
+            telnet_port: 0,
+            env,
+        };
+        game.launch();
+        game
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// (Re)starts the Portal in the same game dir and waits until the Server
+    /// is connected.
+    pub fn launch(&mut self) {
+        let ports = self.path().join("run/ports.toml");
+        let _ = std::fs::remove_file(&ports);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("test-output.log"))
+            .expect("log file");
+        let mut cmd = Command::new(bin());
+        cmd.arg("--game-dir")
+            .arg(self.path())
+            .arg("run")
+            .env("GATEHOUSE__PORTAL__TELNET_PORTS", "[0]")
+            .env("GATEHOUSE__PORTAL__TELNET_INTERFACES", "[\"127.0.0.1\"]")
+            .env("GATEHOUSE__PORTAL__LINK_ADDR", "127.0.0.1:0")
+            .env("GATEHOUSE__PORTAL__MAX_CONNECTION_RATE", "1000")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn gatehouse"));
+        self.telnet_port = wait_for("run/ports.toml", DEADLINE, || {
+            let text = std::fs::read_to_string(&ports).ok()?;
+            let line = text.lines().find(|l| l.starts_with("telnet"))?;
+            let digits: String = line.chars().filter(|c| c.is_ascii_digit()).collect();
+            digits.parse().ok()
+        });
+        self.wait_server_connected();
+    }
+
+    pub fn status(&self) -> String {
+        std::fs::read_to_string(self.path().join("run/status.toml")).unwrap_or_default()
+    }
+
+    pub fn wait_server_connected(&self) {
+        wait_for("the Server to connect", DEADLINE, || {
+            self.status()
+                .contains("server_connected = true")
+                .then_some(())
+        });
+    }
+
+    pub fn server_pid(&self) -> i32 {
+        wait_for("run/server.pid", DEADLINE, || {
+            std::fs::read_to_string(self.path().join("run/server.pid"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Runs a CLI subcommand against this game dir.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .arg("--game-dir")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .expect("run gatehouse")
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.telnet_port)
+    }
+
+    /// SIGTERM the Portal and wait for it (and so the Server) to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let end = Instant::now() + DEADLINE;
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() > end {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the Portal did not stop after SIGTERM");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path().join("test-output.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Game {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let end = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- game log ----\n{}", self.log());
+        }
+    }
+}
+
+/// A telnet client that accumulates everything it reads.
+pub struct Client {
+    stream: TcpStream,
+    /// Text received and not yet consumed by `expect`.
+    pub buffer: String,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        Client {
+            stream,
+            buffer: String::new(),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .expect("write");
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads what is available; false once the server closed the connection.
+    fn pump(&mut self) -> bool {
+        let mut buf = [0u8; 65536];
+        match self.stream.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buffer.push_str(&String::from_utf8_lossy(&buf[..n]));
+                true
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Waits until `needle` arrives; returns everything up to and including
+    /// it and keeps the rest for the next call.
+    pub fn expect(&mut self, needle: &str) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(i) = self.buffer.find(needle) {
+                let cut = i + needle.len();
+                let head = self.buffer[..cut].to_owned();
+                self.buffer = self.buffer[cut..].to_owned();
+                return head;
+            }
+            let open = self.pump();
+            assert!(
+                open || self.buffer.contains(needle),
+                "connection closed while waiting for {needle:?}; got {:?}",
+                self.buffer
+            );
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {needle:?}; got {:?}",
+                self.buffer
+            );
+        }
+    }
+
+    /// Waits until the server closes the connection; returns what came first.
+    pub fn expect_closed(&mut self) -> String {
+        let end = Instant::now() + DEADLINE;
+        while self.pump() {
+            assert!(
+                Instant::now() < end,
+                "connection not closed; got {:?}",
+                self.buffer
+            );
+        }
+        std::mem::take(&mut self.buffer)
+    }
+
+    /// Creates the account and logs in.
+    pub fn create_and_login(&mut self, name: &str, password: &str) {
+        self.expect("create <username> <password>");
+        self.send(&format!("create {name} {password}"));
+        self.expect("was created");
+        self.send(&format!("connect {name} {password}"));
+        self.expect("You are logged in.");
+        self.expect("quit - leave the game");
+    }
+
+    pub fn login(&mut self, name: &str, password: &str) {
+        self.expect("create <username> <password>");
+        self.send(&format!("connect {name} {password}"));
+        self.expect("You are logged in.");
+        self.expect("quit - leave the game");
+    }
+
+    /// Sends `who` and returns its output.
+    pub fn who(&mut self) -> String {
+        self.send("who");
+        self.expect("logged in.")
+    }
+}

@@ -1,0 +1,274 @@
+//! Whole-system tests: the real binary (Portal + Server processes) on free
+//! ports in a temp game dir, driven over telnet as a player would.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use common::{wait_for, Game, DEADLINE};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const PASSWORD: &str = "correct-horse-9";
+
+#[test]
+fn create_connect_and_who_lists_the_account() {
+    let game = Game::start(&[]);
+    let mut alice = game.connect();
+    let screen = alice.expect("create <username> <password>");
+    assert!(screen.contains("Welcome to gatehouse!"), "{screen}");
+    alice.send(&format!("create Alice \"{PASSWORD}\""));
+    let created = alice.expect("was created");
+    assert!(!alice.buffer.contains(PASSWORD) && !created.contains(PASSWORD));
+    alice.send(&format!("connect alice \"{PASSWORD}\""));
+    alice.expect("You are logged in.");
+    let who = alice.who();
+    assert!(who.contains("Alice"), "{who}");
+    assert!(who.contains("1 unique account logged in."), "{who}");
+    assert!(!game.log().contains(PASSWORD), "a password reached the log");
+}
+
+#[test]
+fn failed_logins_do_not_reveal_whether_the_account_exists() {
+    let game = Game::start(&[]);
+    let mut c = game.connect();
+    c.create_and_login("Bobby", PASSWORD);
+    let mut d = game.connect();
+    d.expect("create <username> <password>");
+    d.send("connect Bobby wrongpassword");
+    let wrong = d.expect("incorrect.");
+    d.send("connect Nobody wrongpassword");
+    let unknown = d.expect("incorrect.");
+    let last_line = |s: &str| s.trim().lines().last().unwrap_or_default().to_owned();
+    assert_eq!(last_line(&wrong), last_line(&unknown));
+    // The failed session is still usable.
+    d.send("look");
+    d.expect("Welcome to gatehouse!");
+}
+
+#[test]
+fn mode_0_second_login_kicks_the_first_session() {
+    let game = Game::start(&[]);
+    let mut first = game.connect();
+    first.create_and_login("Carol", PASSWORD);
+    let mut second = game.connect();
+    second.login("Carol", PASSWORD);
+    let last_words = first.expect_closed();
+    assert!(
+        last_words.contains("Logged in from elsewhere. Disconnecting."),
+        "{last_words}"
+    );
+    second.send("sessions");
+    second.expect("Your current session(s):");
+    second.expect("telnet");
+    let rest = second.who();
+    assert!(
+        !rest.contains("telnet"),
+        "a second session is still listed: {rest}"
+    );
+}
+
+/// Logs in three players and returns them with their `sessions` output.
+fn three_players(game: &Game) -> Vec<(common::Client, String)> {
+    ["Ann", "Ben", "Cat"]
+        .iter()
+        .map(|name| {
+            let mut c = game.connect();
+            c.create_and_login(name, PASSWORD);
+            c.send("sessions");
+            c.expect("Your current session(s):");
+            let table = c.expect("telnet");
+            (c, table)
+        })
+        .collect()
+}
+
+fn assert_still_logged_in(players: &mut [(common::Client, String)]) {
+    for (client, before) in players.iter_mut() {
+        let who = client.who();
+        for name in ["Ann", "Ben", "Cat"] {
+            assert!(who.contains(name), "{name} missing from {who}");
+        }
+        client.send("sessions");
+        client.expect("Your current session(s):");
+        let after = client.expect("telnet");
+        assert_eq!(&after, before, "session ids changed");
+    }
+}
+
+#[test]
+fn reload_keeps_every_player_connected_and_runs_input_typed_meanwhile() {
+    let game = Game::start(&[]);
+    let mut players = three_players(&game);
+    let old_pid = game.server_pid();
+    let out = game.cli(&["reload"]);
+    assert!(out.status.success(), "{out:?}");
+    for (client, _) in players.iter_mut() {
+        client.expect("Server restarting, please wait");
+        // Typed while the Server is away: it must run once it is back.
+        client.send("who");
+    }
+    for (client, _) in players.iter_mut() {
+        client.expect("Server restarted.");
+        let who = client.expect("logged in.");
+        assert!(who.contains("3 unique accounts logged in."), "{who}");
+    }
+    assert_ne!(
+        game.server_pid(),
+        old_pid,
+        "the Server process was not replaced"
+    );
+    assert_still_logged_in(&mut players);
+}
+
+#[test]
+fn a_server_killed_with_sigkill_is_restarted_and_sessions_are_restored() {
+    let game = Game::start(&[]);
+    let mut players = three_players(&game);
+    let pid = game.server_pid();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9");
+    for (client, _) in players.iter_mut() {
+        client.expect("stopped unexpectedly");
+        client.send("who");
+    }
+    for (client, _) in players.iter_mut() {
+        client.expect("Server restarted.");
+        let who = client.expect("logged in.");
+        assert!(who.contains("3 unique accounts logged in."), "{who}");
+    }
+    wait_for("a new Server pid", DEADLINE, || {
+        (game.server_pid() != pid).then_some(())
+    });
+    assert_still_logged_in(&mut players);
+}
+
+#[test]
+fn accounts_survive_a_full_stop_and_start() {
+    let mut game = Game::start(&[]);
+    let mut c = game.connect();
+    c.create_and_login("Dora", PASSWORD);
+    game.stop();
+    let last = c.expect_closed();
+    assert!(last.contains("SHUT DOWN"), "{last}");
+    game.launch();
+    let mut again = game.connect();
+    again.login("dora", PASSWORD);
+    assert!(again.who().contains("Dora"));
+}
+
+#[test]
+fn daemon_start_status_reload_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gh = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .arg("--game-dir")
+            .arg(dir.path())
+            .args(args)
+            .env("GATEHOUSE__PORTAL__TELNET_PORTS", "[0]")
+            .env("GATEHOUSE__PORTAL__TELNET_INTERFACES", "[\"127.0.0.1\"]")
+            .env("GATEHOUSE__PORTAL__LINK_ADDR", "127.0.0.1:0")
+            .output()
+            .expect("run")
+    };
+    let started = gh(&["start"]);
+    assert!(started.status.success(), "{started:?}");
+    wait_for("the Server", DEADLINE, || {
+        let s = String::from_utf8_lossy(&gh(&["status"]).stdout).to_string();
+        s.contains("connected to the Portal").then_some(())
+    });
+    let status = String::from_utf8_lossy(&gh(&["status"]).stdout).to_string();
+    assert!(status.contains("Portal: running"), "{status}");
+    assert!(status.contains("Sessions: 0"), "{status}");
+    assert!(gh(&["reload"]).status.success());
+    assert!(dir.path().join("logs/portal.log").exists());
+    assert!(dir.path().join("run/portal.pid").exists());
+    let stopped = gh(&["stop"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    let status = String::from_utf8_lossy(&gh(&["status"]).stdout).to_string();
+    assert!(status.contains("Portal: not running"), "{status}");
+}
+
+#[test]
+fn superuser_reload_from_the_game() {
+    let game = Game::start(&[]);
+    let out = std::process::Command::new(common::bin())
+        .arg("--game-dir")
+        .arg(game.path())
+        .args(["account", "create", "Admin", "--superuser"])
+        .env("GATEHOUSE_PASSWORD", PASSWORD)
+        .output()
+        .expect("account create");
+    assert!(out.status.success(), "{out:?}");
+    let mut admin = game.connect();
+    admin.login("Admin", PASSWORD);
+    let mut player = game.connect();
+    player.create_and_login("Pleb", PASSWORD);
+    player.send("reload");
+    player.expect("Command 'reload' is not available.");
+    admin.send("reload");
+    admin.expect("Server restarted.");
+    player.expect("Server restarted.");
+    assert!(admin.who().contains("Pleb"));
+}
+
+#[test]
+fn overlong_lines_are_refused_and_cost_only_that_line() {
+    let game = Game::start(&[("GATEHOUSE__PORTAL__MAX_CHAR_LIMIT", "100")]);
+    let mut c = game.connect();
+    c.create_and_login("Eve", PASSWORD);
+    c.send(&"x".repeat(5000));
+    c.expect("You entered a string that was too long.");
+    assert!(c.who().contains("Eve"));
+}
+
+#[test]
+fn command_floods_are_cut_with_a_warning() {
+    let game = Game::start(&[("GATEHOUSE__PORTAL__MAX_COMMAND_RATE", "5")]);
+    let mut c = game.connect();
+    c.create_and_login("Fay", PASSWORD);
+    let burst: String = (0..50).map(|_| "idle\r\n").collect();
+    c.send_raw(burst.as_bytes());
+    c.expect("You entered commands too fast. Wait a moment and try again.");
+}
+
+#[test]
+fn connections_beyond_the_rate_are_queued_not_dropped() {
+    let game = Game::start(&[("GATEHOUSE__PORTAL__MAX_CONNECTION_RATE", "2")]);
+    let mut clients: Vec<_> = (0..4).map(|_| game.connect()).collect();
+    clients[3].expect("DoS protection is active. You are queued to connect in");
+    for c in &mut clients {
+        c.expect("create <username> <password>");
+    }
+}
+
+#[test]
+fn garbage_and_telnet_negotiation_do_not_break_a_session() {
+    let game = Game::start(&[]);
+    let mut c = game.connect();
+    c.expect("create <username> <password>");
+    // DO/WILL for unknown options, a stray IAC SB, invalid UTF-8, then a command.
+    c.send_raw(&[
+        255, 253, 99, 255, 251, 98, 255, 250, 97, 1, 2, 255, 240, 0xC3, 0x28, b'\r', b'\n',
+    ]);
+    c.send("look");
+    c.expect("Welcome to gatehouse!");
+}
+
+#[test]
+fn a_bad_settings_file_names_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[portal]\nweb_port = \"four thousand\"\n").expect("write");
+    let out = std::process::Command::new(common::bin())
+        .arg("--game-dir")
+        .arg(dir.path())
+        .arg("--settings")
+        .arg(&file)
+        .arg("run")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("web_port"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
