@@ -272,3 +272,30 @@ fn a_bad_settings_file_names_the_key() {
     assert!(err.contains("web_port"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn idle_sessions_are_disconnected_after_the_idle_timeout() {
+    let game = Game::start(&[("GATEHOUSE__SERVER__IDLE_TIMEOUT", "1")]);
+    let mut c = game.connect();
+    c.expect("create <username> <password>");
+    let last = c.expect_closed();
+    assert!(
+        last.contains("Idle timeout exceeded, disconnecting."),
+        "{last}"
+    );
+}
+
+#[test]
+fn the_idle_keepalive_is_never_answered() {
+    let game = Game::start(&[]);
+    let mut c = game.connect();
+    c.create_and_login("Gil", PASSWORD);
+    c.send("idle");
+    c.send("sessions");
+    let reply = c.expect("Your current session(s):");
+    assert_eq!(
+        reply.trim(),
+        "Your current session(s):",
+        "idle was answered: {reply}"
+    );
+}

@@ -116,9 +116,9 @@ pub enum ServerToPortal {
     },
     /// A session logged in (SLOGIN); carries its updated record.
     LoggedIn { session: SessionSyncData },
-    /// Session records changed on the Server (SSYNC). With `clean`, Portal
-    /// sessions absent from the list are left alone (they may have connected
-    /// while the sync was in flight) but the listed ones are replaced.
+    /// Session records changed on the Server (SSYNC): login state, puppet,
+    /// client options. Portal sessions absent from the list are left alone
+    /// (they may have connected while the sync was in flight).
     SessionsSync { sessions: Vec<SessionSyncData> },
     /// Close one session after showing it `reason` (SDISCONN).
     Disconnect { sessid: SessionId, reason: String },

@@ -42,6 +42,8 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 #[rtype(result = "()")]
 pub enum ToSession {
     Output(Output),
+    /// The player changed client options on the Server (encoding, screenreader).
+    Flags(ProtocolFlags),
     /// Show `reason` (if not empty), flush, and close the connection.
     Close {
         reason: String,
@@ -315,7 +317,11 @@ impl PortalSessionHandler {
             r.account_name = update.account_name;
             r.puppet_id = update.puppet_id;
             r.conn_time = update.conn_time;
-            r.protocol_flags = update.protocol_flags;
+            if r.protocol_flags != update.protocol_flags {
+                r.protocol_flags = update.protocol_flags;
+                s.endpoint
+                    .do_send(ToSession::Flags(r.protocol_flags.clone()));
+            }
         }
     }
 

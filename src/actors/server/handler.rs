@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::account::{Account, AttachSession, DetachSession};
 use super::link::{PortalLink, ToPortal};
-use super::session::{ServerSession, SessionCommand};
+use super::session::{ServerSession, SessionCommand, StopSession};
 use super::StopRequest;
 use crate::actors::db::{AccountRecord, DbExecutor};
 use crate::commands::account::IDLE_TIMEOUT_REASON;
@@ -170,9 +170,11 @@ impl ServerSessionHandler {
         self.sessions.insert(record.sessid, Entry { record, actor });
     }
 
-    /// Forgets a session; stops its account actor when it was the last one.
+    /// Forgets a session and stops its actor; stops its account actor when it
+    /// was the last one.
     fn remove_session(&mut self, sessid: SessionId) -> Option<SessionSyncData> {
         let entry = self.sessions.remove(&sessid)?;
+        entry.actor.do_send(StopSession);
         if let Some(account) = entry.record.account_id {
             let remaining = self
                 .sessions
@@ -275,9 +277,6 @@ impl ServerSessionHandler {
     }
 
     fn disconnect(&mut self, sessid: SessionId, reason: String) {
-        if let Some(entry) = self.sessions.get(&sessid) {
-            entry.actor.do_send(super::session::StopSession);
-        }
         if self.remove_session(sessid).is_some() {
             self.to_portal(ServerToPortal::Disconnect { sessid, reason });
         }
@@ -324,9 +323,6 @@ impl Handler<FromPortal> for ServerSessionHandler {
                 }
             }
             PortalToServer::SessionDisconnected { sessid } => {
-                if let Some(entry) = self.sessions.get(&sessid) {
-                    entry.actor.do_send(super::session::StopSession);
-                }
                 self.remove_session(sessid);
             }
             PortalToServer::DataIn { sessid, input } => {

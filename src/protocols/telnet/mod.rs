@@ -223,6 +223,12 @@ impl Handler<ToSession> for TelnetSession {
             // Out-of-band data needs GMCP or MSDP, which this connection has
             // not negotiated.
             ToSession::Output(Output::Oob { .. }) => {}
+            ToSession::Flags(flags) => {
+                if let Some(encoding) = Encoding::from_name(&flags.encoding) {
+                    self.encoding = encoding;
+                    self.parser.set_encoding(encoding);
+                }
+            }
             ToSession::Close { reason } => self.close(&reason, ctx),
         }
     }

@@ -1,0 +1,379 @@
+//! Actor tests on a real actix System: the session handlers talk to a fake
+//! peer over a real loopback TCP link, with real frames and deadlines.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::Decoder;
+
+use gatehouse::actors::portal::handler::{
+    GetStatus, OpenSession, PortalSessionHandler, SessionClosed, SessionInput, ToSession,
+};
+use gatehouse::actors::portal::link::accept_servers;
+use gatehouse::actors::portal::sessid::SessionIdAllocator;
+use gatehouse::actors::server::handler::ServerSessionHandler;
+use gatehouse::actors::server::link::{PortalLink, SetHandler};
+use gatehouse::actors::{db, server};
+use gatehouse::control::GameDir;
+use gatehouse::models::account::Account;
+use gatehouse::protocols::link::{
+    encode_frame, Input, LinkDecoder, Output, PortalToServer, RestartMode, ServerToPortal,
+    LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES,
+};
+use gatehouse::session::{ProtocolFlags, SessionId, SessionSyncData};
+use gatehouse::settings::Settings;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Records what the Portal sends to a session.
+#[derive(Default, Clone)]
+struct Recorder(Arc<Mutex<Vec<ToSession>>>);
+
+struct FakeSession(Recorder);
+
+impl Actor for FakeSession {
+    type Context = Context<Self>;
+}
+
+impl Handler<ToSession> for FakeSession {
+    type Result = ();
+    fn handle(&mut self, msg: ToSession, _: &mut Context<Self>) {
+        self.0 .0.lock().unwrap().push(msg);
+    }
+}
+
+fn portal_handler(settings: Settings) -> Addr<PortalSessionHandler> {
+    let (control, _rx) = mpsc::unbounded_channel();
+    // The control receiver is dropped: these tests send no reload requests.
+    PortalSessionHandler::new(settings, SessionIdAllocator::in_memory(), control, None).start()
+}
+
+async fn open(handler: &Addr<PortalSessionHandler>) -> (SessionId, Recorder) {
+    let recorder = Recorder::default();
+    let endpoint = FakeSession(recorder.clone()).start().recipient();
+    let sessid = handler
+        .send(OpenSession {
+            protocol_key: "telnet",
+            address: "127.0.0.1".into(),
+            flags: ProtocolFlags::default(),
+            endpoint,
+        })
+        .await
+        .unwrap();
+    (sessid, recorder)
+}
+
+/// One end of a link, speaking frames of `In` and sending frames of any type.
+struct Peer<In> {
+    stream: TcpStream,
+    buf: BytesMut,
+    decoder: LinkDecoder<In>,
+}
+
+impl<In: serde::de::DeserializeOwned + std::fmt::Debug> Peer<In> {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            decoder: LinkDecoder::new(MAX_FRAME_BYTES),
+        }
+    }
+
+    async fn send<T: serde::Serialize>(&mut self, msg: &T) {
+        let frame = encode_frame(msg, MAX_FRAME_BYTES).unwrap();
+        self.stream.write_all(&frame).await.unwrap();
+    }
+
+    async fn recv(&mut self) -> In {
+        tokio::time::timeout(DEADLINE, async {
+            loop {
+                if let Some(item) = self.decoder.decode(&mut self.buf).unwrap() {
+                    return item.unwrap();
+                }
+                let n = self.stream.read_buf(&mut self.buf).await.unwrap();
+                assert!(n > 0, "link closed");
+            }
+        })
+        .await
+        .expect("timed out waiting for a frame")
+    }
+
+    /// Receives frames until `pick` accepts one.
+    async fn recv_until<T>(&mut self, mut pick: impl FnMut(In) -> Option<T>) -> T {
+        loop {
+            if let Some(found) = pick(self.recv().await) {
+                return found;
+            }
+        }
+    }
+}
+
+/// A fake Server connected to the Portal handler's link listener.
+async fn fake_server(handler: &Addr<PortalSessionHandler>) -> Peer<PortalToServer> {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    actix_rt::spawn(accept_servers(listener, handler.clone()));
+    let mut peer = Peer::new(TcpStream::connect(addr).await.unwrap());
+    peer.send(&ServerToPortal::Hello {
+        version: LINK_PROTOCOL_VERSION,
+        pid: 1,
+    })
+    .await;
+    peer
+}
+
+fn text(input: &str) -> Input {
+    Input::Text(input.to_owned())
+}
+
+#[actix::test]
+async fn portal_handler_registers_and_unregisters_sessions() {
+    let handler = portal_handler(Settings::default());
+    let (a, _) = open(&handler).await;
+    let (b, _) = open(&handler).await;
+    assert_ne!(a, b);
+    assert_eq!(handler.send(GetStatus).await.unwrap().sessions, 2);
+    handler.send(SessionClosed { sessid: a }).await.unwrap();
+    let status = handler.send(GetStatus).await.unwrap();
+    assert_eq!(status.sessions, 1);
+    assert_eq!(status.queued_connections, 1, "b still waits for a Server");
+}
+
+#[actix::test]
+async fn input_typed_while_the_server_is_away_is_delivered_in_order_after_resync() {
+    let handler = portal_handler(Settings::default());
+    let (sessid, recorder) = open(&handler).await;
+    // No Server yet: the player is told and the input waits.
+    handler.do_send(SessionInput {
+        sessid,
+        input: text("look"),
+    });
+    handler.do_send(SessionInput {
+        sessid,
+        input: text("who"),
+    });
+    handler.send(GetStatus).await.unwrap();
+    assert!(recorder.0.lock().unwrap().iter().any(|m| matches!(
+        m,
+        ToSession::Output(Output::Text(t)) if t.contains("starting or restarting")
+    )));
+
+    let mut server = fake_server(&handler).await;
+    assert!(matches!(
+        server.recv().await,
+        PortalToServer::Welcome {
+            restart_mode: RestartMode::ColdStart,
+            ..
+        }
+    ));
+    assert!(
+        matches!(server.recv().await, PortalToServer::SessionConnected { session } if session.sessid == sessid)
+    );
+    assert_eq!(
+        server.recv().await,
+        PortalToServer::DataIn {
+            sessid,
+            input: text("look")
+        }
+    );
+    assert_eq!(
+        server.recv().await,
+        PortalToServer::DataIn {
+            sessid,
+            input: text("who")
+        }
+    );
+
+    // The Server goes away (a crash): input is queued again...
+    drop(server);
+    let wait_down = async {
+        while handler.send(GetStatus).await.unwrap().server_connected {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait_down)
+        .await
+        .expect("link down");
+    handler.do_send(SessionInput {
+        sessid,
+        input: text("say one"),
+    });
+    handler.do_send(SessionInput {
+        sessid,
+        input: text("say two"),
+    });
+
+    // ...and a new Server gets the session back in the resync, then the input.
+    let mut server = fake_server(&handler).await;
+    match server.recv().await {
+        PortalToServer::Welcome {
+            restart_mode,
+            sessions,
+            ..
+        } => {
+            assert_eq!(restart_mode, RestartMode::Crash);
+            assert_eq!(
+                sessions.iter().map(|s| s.sessid).collect::<Vec<_>>(),
+                vec![sessid]
+            );
+        }
+        other => panic!("expected Welcome, got {other:?}"),
+    }
+    assert_eq!(
+        server.recv().await,
+        PortalToServer::DataIn {
+            sessid,
+            input: text("say one")
+        }
+    );
+    assert_eq!(
+        server.recv().await,
+        PortalToServer::DataIn {
+            sessid,
+            input: text("say two")
+        }
+    );
+}
+
+#[actix::test]
+async fn a_bad_frame_on_the_link_is_dropped_and_the_link_stays_up() {
+    let handler = portal_handler(Settings::default());
+    let (sessid, recorder) = open(&handler).await;
+    let mut server = fake_server(&handler).await;
+    server
+        .recv_until(|m| matches!(m, PortalToServer::SessionConnected { .. }).then_some(()))
+        .await;
+    server
+        .stream
+        .write_all(&[0, 0, 0, 3, 0xc1, 0xc1, 0xc1])
+        .await
+        .unwrap();
+    server
+        .send(&ServerToPortal::DataOut {
+            sessid,
+            output: Output::Text("still here".into()),
+        })
+        .await;
+    let got = async {
+        loop {
+            if recorder.0.lock().unwrap().iter().any(|m| {
+                matches!(
+                    m,
+                    ToSession::Output(Output::Text(t)) if t == "still here"
+                )
+            }) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, got)
+        .await
+        .expect("output after a bad frame");
+    assert!(handler.send(GetStatus).await.unwrap().server_connected);
+}
+
+fn record(id: u64) -> SessionSyncData {
+    SessionSyncData::new(
+        SessionId(id),
+        "telnet",
+        "127.0.0.1",
+        gatehouse::session::now_millis(),
+        ProtocolFlags::default(),
+    )
+}
+
+#[actix::test]
+async fn mode_0_login_kicks_the_older_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = GameDir::new(dir.path());
+    let mut settings = Settings::default();
+    let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    settings.portal.link_addr = portal.local_addr().unwrap().to_string();
+    settings.database.pool_size = 2;
+    let pool = server::open_database(&game, &settings).unwrap();
+    Account::create(&mut pool.get().unwrap(), "Bob", "password-1", false, 8, 0).unwrap();
+    let db = db::start(pool, 2);
+    let (stop, _stop_rx) = mpsc::unbounded_channel();
+    let link = PortalLink::new(portal.local_addr().unwrap()).start();
+    let handler = ServerSessionHandler::new(Arc::new(settings), link.clone(), db, stop).start();
+    link.do_send(SetHandler(handler));
+
+    let (stream, _) = tokio::time::timeout(DEADLINE, portal.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut server: Peer<ServerToPortal> = Peer::new(stream);
+    assert!(matches!(server.recv().await, ServerToPortal::Hello { .. }));
+    server
+        .send(&PortalToServer::Welcome {
+            version: LINK_PROTOCOL_VERSION,
+            portal_epoch: 7,
+            portal_started: 0,
+            restart_mode: RestartMode::ColdStart,
+            sessions: vec![],
+        })
+        .await;
+    for id in [1, 2] {
+        server
+            .send(&PortalToServer::SessionConnected {
+                session: record(id),
+            })
+            .await;
+    }
+    let first = SessionId(1);
+    let second = SessionId(2);
+    server
+        .send(&PortalToServer::DataIn {
+            sessid: first,
+            input: text("connect bob password-1"),
+        })
+        .await;
+    server
+        .recv_until(|m| {
+            matches!(m, ServerToPortal::LoggedIn { session } if session.sessid == first)
+                .then_some(())
+        })
+        .await;
+    server
+        .send(&PortalToServer::DataIn {
+            sessid: second,
+            input: text("connect Bob password-1"),
+        })
+        .await;
+    let reason = server
+        .recv_until(|m| match m {
+            ServerToPortal::Disconnect { sessid, reason } if sessid == first => Some(reason),
+            ServerToPortal::Disconnect { sessid, .. } => panic!("wrong session {sessid} kicked"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, "Logged in from elsewhere. Disconnecting.");
+    // The newer session is logged in and answers as the account.
+    server
+        .send(&PortalToServer::DataIn {
+            sessid: second,
+            input: text("who"),
+        })
+        .await;
+    let who = server
+        .recv_until(|m| match m {
+            ServerToPortal::DataOut {
+                sessid,
+                output: Output::Text(t),
+            } if sessid == second && t.contains("unique account") => Some(t),
+            _ => None,
+        })
+        .await;
+    assert!(
+        who.contains("Bob") && who.contains("1 unique account logged in."),
+        "{who}"
+    );
+}
