@@ -591,9 +591,11 @@ impl Handler<ServerLinkDown> for PortalSessionHandler {
         } else {
             Away::Lost
         };
-        log::warn!("link: Server disconnected ({away:?})");
         if away == Away::Lost {
+            log::warn!("link: the Server went away unexpectedly");
             self.tell_all(SERVER_LOST_MESSAGE);
+        } else {
+            log::info!("link: Server disconnected ({away:?})");
         }
         self.server = ServerState::Away(away);
         self.write_status_file();
