@@ -22,7 +22,9 @@ fn wait_for(stream: &mut TcpStream, buf: &mut String, needle: &str) {
         match stream.read(&mut chunk) {
             Ok(0) => panic!("connection closed waiting for {needle}"),
             Ok(n) => buf.push_str(&String::from_utf8_lossy(&chunk[..n])),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => panic!("{e}"),
         }
     }
@@ -54,10 +56,16 @@ fn main() {
     let status = dir.path().join("run/status.toml");
     let end = Instant::now() + Duration::from_secs(30);
     let port: u16 = loop {
-        let connected = std::fs::read_to_string(&status).is_ok_and(|s| s.contains("server_connected = true"));
+        let connected =
+            std::fs::read_to_string(&status).is_ok_and(|s| s.contains("server_connected = true"));
         if let (true, Ok(text)) = (connected, std::fs::read_to_string(&ports)) {
             let line = text.lines().find(|l| l.starts_with("telnet")).unwrap();
-            break line.chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap();
+            break line
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap();
         }
         assert!(Instant::now() < end, "gatehouse did not start");
         std::thread::sleep(Duration::from_millis(20));
@@ -71,12 +79,15 @@ fn main() {
         let tx = tx.clone();
         threads.push(std::thread::spawn(move || {
             let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
             let mut buf = String::new();
             wait_for(&mut s, &mut buf, "create <username> <password>");
-            s.write_all(format!("create bench{i} benchpass{i}\r\n").as_bytes()).unwrap();
+            s.write_all(format!("create bench{i} benchpass{i}\r\n").as_bytes())
+                .unwrap();
             wait_for(&mut s, &mut buf, "was created");
-            s.write_all(format!("connect bench{i} benchpass{i}\r\n").as_bytes()).unwrap();
+            s.write_all(format!("connect bench{i} benchpass{i}\r\n").as_bytes())
+                .unwrap();
             wait_for(&mut s, &mut buf, "quit - leave the game");
             for round in 0..reloads {
                 barrier.wait(); // all logged in / previous round done

@@ -15,6 +15,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::protocols::link::{encode_frame, MAX_FRAME_BYTES};
+
 /// The sending side of a socket's write queue.
 #[derive(Debug, Clone)]
 pub struct Outbound {
@@ -48,6 +50,20 @@ impl Outbound {
             return Err(Closed);
         }
         Ok(before + len)
+    }
+
+    /// Encodes `message` as one link frame and queues it. A message too large
+    /// for a frame, or a closed link, is logged and dropped: a link frame is
+    /// never half sent.
+    pub fn send_frame<T: serde::Serialize>(&self, message: &T) {
+        match encode_frame(message, MAX_FRAME_BYTES) {
+            Ok(frame) => {
+                if self.send(frame).is_err() {
+                    log::debug!("link: closed, dropped a frame");
+                }
+            }
+            Err(e) => log::error!("link: not sent: {e}"),
+        }
     }
 
     /// Bytes queued and not yet written.

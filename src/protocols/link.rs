@@ -39,17 +39,22 @@ pub enum RestartMode {
     ColdStart,
 }
 
+/// An out-of-band call in Evennia's shape: `name`, `[args]`, `{kwargs}`. The
+/// same shape serves GMCP, MSDP and the websocket's JSON frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OobMessage {
+    pub name: String,
+    pub args: Vec<serde_json::Value>,
+    pub kwargs: serde_json::Map<String, serde_json::Value>,
+}
+
 /// One piece of player input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Input {
     /// A command line, without its line ending.
     Text(String),
-    /// An out-of-band input function call (GMCP, MSDP, websocket JSON).
-    Oob {
-        name: String,
-        args: Vec<serde_json::Value>,
-        kwargs: serde_json::Map<String, serde_json::Value>,
-    },
+    /// An input function call (GMCP, MSDP, websocket JSON).
+    Oob(OobMessage),
 }
 
 /// One piece of output for a session.
@@ -62,11 +67,7 @@ pub enum Output {
     /// Hide (`true`) or show what the player types next, e.g. for a password.
     Echo(bool),
     /// An out-of-band message (GMCP package, websocket cmdname).
-    Oob {
-        name: String,
-        args: Vec<serde_json::Value>,
-        kwargs: serde_json::Map<String, serde_json::Value>,
-    },
+    Oob(OobMessage),
 }
 
 /// Messages from the Portal to the Server.
@@ -252,16 +253,14 @@ mod tests {
         s
     }
 
-    fn oob() -> (
-        Vec<serde_json::Value>,
-        serde_json::Map<String, serde_json::Value>,
-    ) {
+    fn oob(name: &str) -> OobMessage {
         let mut kwargs = serde_json::Map::new();
         kwargs.insert("hp".into(), serde_json::json!(10));
-        (
-            vec![serde_json::json!("a"), serde_json::json!([1, 2])],
+        OobMessage {
+            name: name.to_owned(),
+            args: vec![serde_json::json!("a"), serde_json::json!([1, 2])],
             kwargs,
-        )
+        }
     }
 
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(msg: T) {
@@ -275,7 +274,6 @@ mod tests {
 
     #[test]
     fn every_portal_message_round_trips() {
-        let (args, kwargs) = oob();
         for msg in [
             PortalToServer::Welcome {
                 version: LINK_PROTOCOL_VERSION,
@@ -298,11 +296,7 @@ mod tests {
             },
             PortalToServer::DataIn {
                 sessid: SessionId(3),
-                input: Input::Oob {
-                    name: "Core.Hello".into(),
-                    args,
-                    kwargs,
-                },
+                input: Input::Oob(oob("Core.Hello")),
             },
             PortalToServer::AllDisconnected,
             PortalToServer::Reload,
@@ -314,7 +308,6 @@ mod tests {
 
     #[test]
     fn every_server_message_round_trips() {
-        let (args, kwargs) = oob();
         for msg in [
             ServerToPortal::Hello {
                 version: LINK_PROTOCOL_VERSION,
@@ -334,11 +327,7 @@ mod tests {
             },
             ServerToPortal::DataOut {
                 sessid: SessionId(1),
-                output: Output::Oob {
-                    name: "logged_in".into(),
-                    args,
-                    kwargs,
-                },
+                output: Output::Oob(oob("logged_in")),
             },
             ServerToPortal::DataOutMany {
                 sessids: vec![SessionId(1), SessionId(2)],

@@ -15,8 +15,7 @@ use tokio_util::codec::FramedRead;
 use super::handler::{FromServer, PortalSessionHandler, ServerLinkDown, ServerLinkUp};
 use crate::actors::outbound::Outbound;
 use crate::protocols::link::{
-    check_version, encode_frame, LinkDecoder, LinkError, PortalToServer, ServerToPortal,
-    MAX_FRAME_BYTES,
+    check_version, LinkDecoder, LinkError, PortalToServer, ServerToPortal, MAX_FRAME_BYTES,
 };
 
 /// A message for the Server on this link.
@@ -60,14 +59,7 @@ impl ServerLinkConnection {
     }
 
     fn send(&self, message: &PortalToServer) {
-        match encode_frame(message, MAX_FRAME_BYTES) {
-            Ok(frame) => {
-                if self.out.send(frame).is_err() {
-                    log::debug!("link: dropped a frame for a closed link");
-                }
-            }
-            Err(e) => log::error!("link: not sent: {e}"),
-        }
+        self.out.send_frame(message);
     }
 }
 

@@ -5,18 +5,16 @@
 //! `System`; the actor only wires them to messages. The actor is started at
 //! the account's first login and stopped when its last session leaves.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 
-use super::handler::{AccountGone, DisconnectSession, GetSessions, ServerSessionHandler};
-use super::link::{PortalLink, ToPortal};
-use crate::actors::db::{DbExecutor, GetAccount};
+use super::context::ServerContext;
+use super::handler::{AccountGone, DisconnectSession, GetSessions};
+use super::link::ToPortal;
+use crate::actors::db::GetAccount;
 use crate::commands::account::{self as text, AccountCommand, LOGGED_IN_ELSEWHERE, QUIT_ALL};
 use crate::commands::not_available;
-use crate::protocols::link::{Input, Output, ServerToPortal};
+use crate::protocols::link::{Input, ServerToPortal};
 use crate::session::{now_millis, AccountId, SessionId};
-use crate::settings::Settings;
 
 /// The sessions of one account and the MULTISESSION_MODE rules over them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -86,38 +84,22 @@ pub struct Account {
     name: String,
     superuser: bool,
     sessions: AccountSessions,
-    settings: Arc<Settings>,
-    handler: Addr<ServerSessionHandler>,
-    link: Addr<PortalLink>,
-    db: Addr<DbExecutor>,
+    server: ServerContext,
 }
 
 impl Account {
-    pub fn new(
-        id: AccountId,
-        name: String,
-        settings: Arc<Settings>,
-        handler: Addr<ServerSessionHandler>,
-        link: Addr<PortalLink>,
-        db: Addr<DbExecutor>,
-    ) -> Self {
+    pub fn new(id: AccountId, name: String, server: ServerContext) -> Self {
         Self {
             id,
             name,
             superuser: false,
             sessions: AccountSessions::default(),
-            settings,
-            handler,
-            link,
-            db,
+            server,
         }
     }
 
     fn say(&self, sessid: SessionId, text: impl Into<String>) {
-        self.link.do_send(ToPortal(ServerToPortal::DataOut {
-            sessid,
-            output: Output::Text(text.into()),
-        }));
+        self.server.say(sessid, text);
     }
 
     /// Fetches this account's sessions (or all), then answers with `render`.
@@ -130,7 +112,8 @@ impl Account {
     ) {
         let account = (!all).then_some(self.id);
         ctx.wait(
-            self.handler
+            self.server
+                .handler
                 .send(GetSessions { account })
                 .into_actor(self)
                 .map(move |result, act, _| {
@@ -143,7 +126,7 @@ impl Account {
     }
 
     fn run(&mut self, sessid: SessionId, line: &str, ctx: &mut Context<Self>) {
-        let Some(command) = text::parse(line, &self.settings.server.idle_command) else {
+        let Some(command) = text::parse(line, &self.server.settings.server.idle_command) else {
             return;
         };
         match command {
@@ -157,19 +140,19 @@ impl Account {
                 })
             }
             AccountCommand::Who => self.reply_with_sessions(sessid, true, ctx, |act, s| {
-                text::who(&s, now_millis(), &act.settings.server.name)
+                text::who(&s, now_millis(), &act.server.settings.server.name)
             }),
             AccountCommand::Help => self.say(sessid, text::help_text(self.superuser)),
             AccountCommand::Quit { all: false } => {
                 let remaining = self.sessions.all().len().saturating_sub(1);
-                self.handler.do_send(DisconnectSession {
+                self.server.handler.do_send(DisconnectSession {
                     sessid,
                     reason: text::quit_message(remaining),
                 });
             }
             AccountCommand::Quit { all: true } => {
                 for s in self.sessions.all() {
-                    self.handler.do_send(DisconnectSession {
+                    self.server.handler.do_send(DisconnectSession {
                         sessid: *s,
                         reason: QUIT_ALL.to_owned(),
                     });
@@ -177,13 +160,15 @@ impl Account {
             }
             AccountCommand::Reload { reason } if self.superuser => {
                 log::info!("{} asked for a reload", self.name);
-                self.link
+                self.server
+                    .link
                     .do_send(ToPortal(ServerToPortal::RequestReload { reason }));
             }
             AccountCommand::Shutdown { reason } if self.superuser => {
                 log::info!("{} asked for a shutdown", self.name);
                 self.say(sessid, "Shutting down server ...");
-                self.link
+                self.server
+                    .link
                     .do_send(ToPortal(ServerToPortal::RequestShutdown { reason }));
             }
             AccountCommand::Reload { .. } => self.say(sessid, not_available("reload")),
@@ -200,7 +185,8 @@ impl Actor for Account {
         // Permissions come from the database, never from the session record;
         // commands wait until they are known.
         ctx.wait(
-            self.db
+            self.server
+                .db
                 .send(GetAccount { id: self.id })
                 .into_actor(self)
                 .map(|result, act, ctx| match result {
@@ -210,7 +196,7 @@ impl Actor for Account {
                     }
                     Ok(Ok(None)) => {
                         log::warn!("account {} no longer exists", act.id);
-                        act.handler.do_send(AccountGone { account: act.id });
+                        act.server.handler.do_send(AccountGone { account: act.id });
                         ctx.stop();
                     }
                     Ok(Err(e)) => log::error!("account {}: cannot load: {e}", act.id),
@@ -226,11 +212,11 @@ impl Handler<AttachSession> for Account {
     fn handle(&mut self, msg: AttachSession, ctx: &mut Context<Self>) {
         let kicked = self.sessions.attach(
             msg.sessid,
-            self.settings.server.multisession_mode,
+            self.server.settings.server.multisession_mode,
             msg.restored,
         );
         for sessid in kicked {
-            self.handler.do_send(DisconnectSession {
+            self.server.handler.do_send(DisconnectSession {
                 sessid,
                 reason: LOGGED_IN_ELSEWHERE.to_owned(),
             });
@@ -265,8 +251,8 @@ impl Handler<AccountInput> for Account {
     fn handle(&mut self, msg: AccountInput, ctx: &mut Context<Self>) {
         match msg.input {
             Input::Text(line) => self.run(msg.sessid, &line, ctx),
-            Input::Oob { name, .. } => {
-                log::debug!("account {}: OOB {name} not handled", self.id)
+            Input::Oob(oob) => {
+                log::debug!("account {}: OOB {} not handled", self.id, oob.name)
             }
         }
     }

@@ -14,6 +14,7 @@ use actix::prelude::*;
 use tokio::sync::mpsc;
 
 use super::account::{Account, AttachSession, DetachSession};
+use super::context::ServerContext;
 use super::link::{PortalLink, ToPortal};
 use super::session::{ServerSession, SessionCommand, StopSession};
 use super::StopRequest;
@@ -114,6 +115,15 @@ impl ServerSessionHandler {
         }
     }
 
+    fn context(&self, ctx: &Context<Self>) -> ServerContext {
+        ServerContext {
+            settings: Arc::clone(&self.settings),
+            handler: ctx.address(),
+            link: self.link.clone(),
+            db: self.db.clone(),
+        }
+    }
+
     fn to_portal(&self, message: ServerToPortal) {
         self.link.do_send(ToPortal(message));
     }
@@ -129,15 +139,7 @@ impl ServerSessionHandler {
                 return addr.clone();
             }
         }
-        let addr = Account::new(
-            id,
-            name.to_owned(),
-            Arc::clone(&self.settings),
-            ctx.address(),
-            self.link.clone(),
-            self.db.clone(),
-        )
-        .start();
+        let addr = Account::new(id, name.to_owned(), self.context(ctx)).start();
         self.accounts.insert(id, addr.clone());
         addr
     }
@@ -161,10 +163,7 @@ impl ServerSessionHandler {
             record.protocol_flags.clone(),
             account,
             greet,
-            Arc::clone(&self.settings),
-            ctx.address(),
-            self.link.clone(),
-            self.db.clone(),
+            self.context(ctx),
         )
         .start();
         self.sessions.insert(record.sessid, Entry { record, actor });

@@ -15,8 +15,7 @@ use tokio_util::codec::FramedRead;
 use super::handler::{FromPortal, PortalLinkDown, ServerSessionHandler};
 use crate::actors::outbound::Outbound;
 use crate::protocols::link::{
-    encode_frame, LinkDecoder, LinkError, PortalToServer, ServerToPortal, LINK_PROTOCOL_VERSION,
-    MAX_FRAME_BYTES,
+    LinkDecoder, LinkError, PortalToServer, ServerToPortal, LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES,
 };
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -106,17 +105,9 @@ impl PortalLink {
     }
 
     fn send(&self, message: &ServerToPortal) {
-        let Some(out) = &self.out else {
-            log::debug!("link: down, dropped {message:?}");
-            return;
-        };
-        match encode_frame(message, MAX_FRAME_BYTES) {
-            Ok(frame) => {
-                if out.send(frame).is_err() {
-                    log::debug!("link: closed, dropped a frame");
-                }
-            }
-            Err(e) => log::error!("link: not sent: {e}"),
+        match &self.out {
+            Some(out) => out.send_frame(message),
+            None => log::debug!("link: down, dropped a message for the Portal"),
         }
     }
 }

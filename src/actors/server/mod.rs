@@ -8,6 +8,7 @@
 //! exiting it syncs every session to the Portal and flushes the link.
 
 pub mod account;
+pub mod context;
 pub mod handler;
 pub mod link;
 pub mod session;

@@ -6,21 +6,18 @@
 //! the password check holds back the lines typed after it, and no other
 //! session waits for it.
 
-use std::sync::Arc;
-
 use actix::prelude::*;
 
 use super::account::{Account, AccountInput};
-use super::handler::{DisconnectSession, Login, ServerSessionHandler, UpdateFlags};
-use super::link::{PortalLink, ToPortal};
-use crate::actors::db::{Authenticate, CreateAccount, DbExecutor};
+use super::context::ServerContext;
+use super::handler::{DisconnectSession, Login, UpdateFlags};
+use crate::actors::db::{Authenticate, CreateAccount};
 use crate::commands::not_available;
 use crate::commands::unloggedin::{self, UnloggedInCommand, GOODBYE, LOGIN_FAILED};
 use crate::models::DbError;
-use crate::protocols::link::{Input, Output, ServerToPortal};
+use crate::protocols::link::Input;
 use crate::protocols::telnet::parser::Encoding;
 use crate::session::{ProtocolFlags, SessionId};
-use crate::settings::Settings;
 
 /// A line or OOB call from this session's player.
 #[derive(Message, Debug)]
@@ -41,24 +38,17 @@ pub struct ServerSession {
     account: Option<Addr<Account>>,
     /// Show the connection screen when started (a new connection, not a resync).
     greet: bool,
-    settings: Arc<Settings>,
-    handler: Addr<ServerSessionHandler>,
-    link: Addr<PortalLink>,
-    db: Addr<DbExecutor>,
+    server: ServerContext,
 }
 
 impl ServerSession {
-    #[expect(clippy::too_many_arguments, reason = "wiring of one actor")]
     pub fn new(
         sessid: SessionId,
         address: String,
         flags: ProtocolFlags,
         account: Option<Addr<Account>>,
         greet: bool,
-        settings: Arc<Settings>,
-        handler: Addr<ServerSessionHandler>,
-        link: Addr<PortalLink>,
-        db: Addr<DbExecutor>,
+        server: ServerContext,
     ) -> Self {
         Self {
             sessid,
@@ -66,32 +56,27 @@ impl ServerSession {
             flags,
             account,
             greet,
-            settings,
-            handler,
-            link,
-            db,
+            server,
         }
     }
 
     fn say(&self, text: impl Into<String>) {
-        self.link.do_send(ToPortal(ServerToPortal::DataOut {
-            sessid: self.sessid,
-            output: Output::Text(text.into()),
-        }));
+        self.server.say(self.sessid, text);
     }
 
     fn run_unlogged_in(&mut self, line: &str, ctx: &mut Context<Self>) {
-        let Some(command) = unloggedin::parse(line, &self.settings.server.idle_command) else {
+        let Some(command) = unloggedin::parse(line, &self.server.settings.server.idle_command)
+        else {
             return;
         };
         match command {
             UnloggedInCommand::Connect { name, password } => self.connect(name, password, ctx),
             UnloggedInCommand::Create { name, password } => self.create(name, password, ctx),
-            UnloggedInCommand::Look => {
-                self.say(unloggedin::connection_screen(&self.settings.server.name))
-            }
+            UnloggedInCommand::Look => self.say(unloggedin::connection_screen(
+                &self.server.settings.server.name,
+            )),
             UnloggedInCommand::Help => self.say(unloggedin::help_text()),
-            UnloggedInCommand::Quit => self.handler.do_send(DisconnectSession {
+            UnloggedInCommand::Quit => self.server.handler.do_send(DisconnectSession {
                 sessid: self.sessid,
                 reason: GOODBYE.to_owned(),
             }),
@@ -129,15 +114,15 @@ impl ServerSession {
     }
 
     fn sync_flags(&self) {
-        self.handler.do_send(UpdateFlags {
+        self.server.handler.do_send(UpdateFlags {
             sessid: self.sessid,
             flags: self.flags.clone(),
         });
     }
 
     fn connect(&mut self, name: String, password: String, ctx: &mut Context<Self>) {
-        let db = self.db.clone();
-        let handler = self.handler.clone();
+        let db = self.server.db.clone();
+        let handler = self.server.handler.clone();
         let sessid = self.sessid;
         // `wait` holds this session's later lines until the login is settled.
         ctx.wait(
@@ -185,12 +170,13 @@ impl ServerSession {
             name,
             password,
             superuser: false,
-            min_password_length: self.settings.server.password_min_length,
+            min_password_length: self.server.settings.server.password_min_length,
         };
         let sessid = self.sessid;
         let address = self.address.clone();
         ctx.wait(
-            self.db
+            self.server
+                .db
                 .send(request)
                 .into_actor(self)
                 .map(move |result, act, _| match result {
@@ -232,7 +218,9 @@ impl Actor for ServerSession {
 
     fn started(&mut self, _: &mut Self::Context) {
         if self.greet && self.account.is_none() {
-            self.say(unloggedin::connection_screen(&self.settings.server.name));
+            self.say(unloggedin::connection_screen(
+                &self.server.settings.server.name,
+            ));
         }
     }
 }
@@ -253,8 +241,12 @@ impl Handler<SessionCommand> for ServerSession {
         }
         match msg.input {
             Input::Text(line) => self.run_unlogged_in(&line, ctx),
-            Input::Oob { name, .. } => {
-                log::debug!("session {}: OOB {name} before login ignored", self.sessid)
+            Input::Oob(oob) => {
+                log::debug!(
+                    "session {}: OOB {} before login ignored",
+                    self.sessid,
+                    oob.name
+                )
             }
         }
     }

@@ -222,7 +222,7 @@ impl Handler<ToSession> for TelnetSession {
             }
             // Out-of-band data needs GMCP or MSDP, which this connection has
             // not negotiated.
-            ToSession::Output(Output::Oob { .. }) => {}
+            ToSession::Output(Output::Oob(_)) => {}
             ToSession::Flags(flags) => {
                 if let Some(encoding) = Encoding::from_name(&flags.encoding) {
                     self.encoding = encoding;
