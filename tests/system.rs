@@ -299,3 +299,22 @@ fn the_idle_keepalive_is_never_answered() {
         "idle was answered: {reply}"
     );
 }
+
+#[test]
+fn a_login_under_way_when_the_reload_starts_is_not_lost() {
+    let game = Game::start(&[]);
+    let mut c = game.connect();
+    c.create_and_login("Hal", PASSWORD);
+    c.send("quit");
+    c.expect_closed();
+    let mut c = game.connect();
+    c.expect("create <username> <password>");
+    // The password check is still running (or the line is still queued) when
+    // the reload begins; either way the player must end up logged in.
+    c.send(&format!("connect Hal {PASSWORD}"));
+    let out = game.cli(&["reload"]);
+    assert!(out.status.success(), "{out:?}");
+    c.expect_all(&["You are logged in.", "Server restarted."]);
+    let who = c.who();
+    assert!(who.contains("Hal"), "{who}");
+}

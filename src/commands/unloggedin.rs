@@ -80,16 +80,27 @@ pub fn parse(line: &str, idle_command: &str) -> Option<UnloggedInCommand> {
     })
 }
 
-/// `name password`, or `"name with spaces" "pass word"` with quotes.
+/// Evennia's rule: with double quotes, the quoted parts (`"my name" "my
+/// pass"`); without, the first word is the name and the rest of the line the
+/// password, so a password may contain spaces.
 fn name_and_password(args: &str) -> Option<(String, String)> {
-    let words = if args.contains('"') || args.contains('\'') {
-        shell_words::split(args).ok()?
+    let parts: Vec<&str> = if args.contains('"') {
+        args.split('"')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect()
     } else {
-        args.split_whitespace().map(str::to_owned).collect()
+        let args = args.trim();
+        match args.find(char::is_whitespace) {
+            Some(i) => vec![&args[..i], args[i..].trim()],
+            None => vec![args],
+        }
     };
-    match <[String; 2]>::try_from(words) {
-        Ok([name, password]) => Some((name, password)),
-        Err(_) => None,
+    match parts.as_slice() {
+        [name, password] if !name.is_empty() && !password.is_empty() => {
+            Some(((*name).to_owned(), (*password).to_owned()))
+        }
+        _ => None,
     }
 }
 
@@ -148,7 +159,25 @@ mod tests {
             Some(UnloggedInCommand::Usage(CONNECT_USAGE))
         );
         assert_eq!(
-            parse("create a b c", "idle"),
+            parse("create ann my pass phrase", "idle"),
+            Some(UnloggedInCommand::Create {
+                name: "ann".into(),
+                password: "my pass phrase".into()
+            })
+        );
+        assert_eq!(
+            parse("connect ann it'sfine1", "idle"),
+            Some(UnloggedInCommand::Connect {
+                name: "ann".into(),
+                password: "it'sfine1".into()
+            })
+        );
+        assert_eq!(
+            parse("create \"a\" \"b\" \"c\"", "idle"),
+            Some(UnloggedInCommand::Usage(CREATE_USAGE))
+        );
+        assert_eq!(
+            parse("create", "idle"),
             Some(UnloggedInCommand::Usage(CREATE_USAGE))
         );
     }

@@ -160,14 +160,14 @@ impl Drop for Game {
             let pid = nix::unistd::Pid::from_raw(child.id() as i32);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
             let end = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < end {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
+            while !matches!(child.try_wait(), Ok(Some(_))) {
+                if Instant::now() > end {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         if std::thread::panicking() {
             eprintln!("---- game log ----\n{}", self.log());
@@ -243,6 +243,35 @@ impl Client {
             assert!(
                 Instant::now() < end,
                 "timed out waiting for {needle:?}; got {:?}",
+                self.buffer
+            );
+        }
+    }
+
+    /// Waits until every one of `needles` has arrived, in any order; consumes
+    /// the text up to the last of them.
+    pub fn expect_all(&mut self, needles: &[&str]) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let found: Option<Vec<usize>> = needles
+                .iter()
+                .map(|n| self.buffer.find(n).map(|i| i + n.len()))
+                .collect();
+            if let Some(ends) = found {
+                let cut = ends.into_iter().max().unwrap_or(0);
+                let head = self.buffer[..cut].to_owned();
+                self.buffer = self.buffer[cut..].to_owned();
+                return head;
+            }
+            let open = self.pump();
+            assert!(
+                open,
+                "connection closed waiting for {needles:?}; got {:?}",
+                self.buffer
+            );
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {needles:?}; got {:?}",
                 self.buffer
             );
         }

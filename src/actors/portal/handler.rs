@@ -143,6 +143,21 @@ struct PortalSession {
     warned_queue_full: bool,
 }
 
+impl PortalSession {
+    /// Hands one input to the Server. The counters are updated here, when the
+    /// Server gets the line, so a line queued during a reload is counted once
+    /// on both sides.
+    fn forward(&mut self, input: Input, idle_command: &str, link: &Addr<ServerLinkConnection>) {
+        if let Input::Text(line) = &input {
+            self.record.record_input(line, idle_command, now_millis());
+        }
+        link.do_send(SendToServer(PortalToServer::DataIn {
+            sessid: self.record.sessid,
+            input,
+        }));
+    }
+}
+
 /// Why no Server is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Away {
@@ -256,25 +271,33 @@ impl PortalSessionHandler {
                 return;
             }
             self.connect_queue.pop_front();
-            let Some(session) = self.sessions.get_mut(&sessid) else {
+            let (Some(session), ServerState::Up { link, .. }) =
+                (self.sessions.get_mut(&sessid), &self.server)
+            else {
                 continue;
             };
             session.released = true;
-            let record = session.record.clone();
-            let pending: Vec<Input> = session.pending.drain(..).collect();
-            self.send_to_server(PortalToServer::SessionConnected { session: record });
-            for input in pending {
-                self.send_to_server(PortalToServer::DataIn { sessid, input });
+            link.do_send(SendToServer(PortalToServer::SessionConnected {
+                session: session.record.clone(),
+            }));
+            while let Some(input) = session.pending.pop_front() {
+                session.forward(input, &self.settings.server.idle_command, link);
             }
         }
     }
 
     fn accept_input(&mut self, sessid: SessionId, input: Input) {
-        let idle_command = self.settings.server.idle_command.clone();
         let max_chars = self.settings.portal.max_char_limit;
         let max_rate = self.settings.portal.max_command_rate;
         let queue_limit = self.settings.portal.input_queue_limit;
-        let link_up = self.link().is_some();
+        let link = match &self.server {
+            ServerState::Up {
+                link,
+                stopping: false,
+                ..
+            } => Some(link),
+            _ => None,
+        };
         let Some(session) = self.sessions.get_mut(&sessid) else {
             return;
         };
@@ -292,18 +315,16 @@ impl PortalSessionHandler {
             }
             RateVerdict::Drop => return,
         }
-        if let Input::Text(line) = &input {
-            session
-                .record
-                .record_input(line, &idle_command, now_millis());
-        }
-        if link_up && session.released {
-            self.send_to_server(PortalToServer::DataIn { sessid, input });
-        } else if session.pending.len() < queue_limit {
-            session.pending.push_back(input);
-        } else if !session.warned_queue_full {
-            session.warned_queue_full = true;
-            self.tell(sessid, INPUT_QUEUE_FULL_WARNING);
+        match link {
+            Some(link) if session.released => {
+                session.forward(input, &self.settings.server.idle_command, link);
+            }
+            _ if session.pending.len() < queue_limit => session.pending.push_back(input),
+            _ if !session.warned_queue_full => {
+                session.warned_queue_full = true;
+                self.tell(sessid, INPUT_QUEUE_FULL_WARNING);
+            }
+            _ => {}
         }
     }
 
@@ -325,12 +346,19 @@ impl PortalSessionHandler {
         }
     }
 
-    fn drop_session(&mut self, sessid: SessionId, reason: String) {
-        if let Some(s) = self.sessions.remove(&sessid) {
-            s.endpoint.do_send(ToSession::Close { reason });
-        }
+    /// Removes a session from the registry and returns it.
+    fn forget(&mut self, sessid: SessionId) -> Option<PortalSession> {
+        let session = self.sessions.remove(&sessid)?;
         self.connect_queue.retain(|id| *id != sessid);
         self.check_close_waiters();
+        Some(session)
+    }
+
+    /// The Server closes a session: show `reason` and close it.
+    fn drop_session(&mut self, sessid: SessionId, reason: String) {
+        if let Some(s) = self.forget(sessid) {
+            s.endpoint.do_send(ToSession::Close { reason });
+        }
     }
 
     fn check_close_waiters(&mut self) {
@@ -377,7 +405,7 @@ impl PortalSessionHandler {
         }
     }
 
-    fn on_server_message(&mut self, msg: ServerToPortal, ctx: &mut Context<Self>) {
+    fn on_server_message(&mut self, msg: ServerToPortal) {
         match msg {
             ServerToPortal::Hello { .. } => {
                 log::warn!("link: ignoring a second Hello from the Server");
@@ -430,7 +458,6 @@ impl PortalSessionHandler {
                 }
             }
         }
-        let _ = ctx;
     }
 }
 
@@ -477,9 +504,9 @@ impl Handler<OpenSession> for PortalSessionHandler {
             self.tell(sessid, SERVER_AWAY_MESSAGE);
         }
         self.release_queued(ctx);
-        if let Some(position) = self.connect_queue.iter().position(|id| *id == sessid) {
-            if position > 0 && self.link().is_some() {
-                let wait = self.pacer.wait_estimate_secs(position);
+        if let Some(index) = self.connect_queue.iter().position(|id| *id == sessid) {
+            if self.link().is_some() {
+                let wait = self.pacer.wait_estimate_secs(index + 1);
                 self.tell(sessid, &queued_message(&self.settings.server.name, wait));
             }
         }
@@ -499,15 +526,13 @@ impl Handler<SessionClosed> for PortalSessionHandler {
     type Result = ();
 
     fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
-        let Some(session) = self.sessions.remove(&msg.sessid) else {
+        let Some(session) = self.forget(msg.sessid) else {
             return;
         };
         log::info!("session {} closed", msg.sessid);
-        self.connect_queue.retain(|id| *id != msg.sessid);
         if session.released {
             self.send_to_server(PortalToServer::SessionDisconnected { sessid: msg.sessid });
         }
-        self.check_close_waiters();
     }
 }
 
@@ -560,9 +585,8 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
         for sessid in ids {
             if let Some(s) = self.sessions.get_mut(&sessid) {
                 s.warned_queue_full = false;
-                for input in s.pending.drain(..) {
-                    msg.link
-                        .do_send(SendToServer(PortalToServer::DataIn { sessid, input }));
+                while let Some(input) = s.pending.pop_front() {
+                    s.forward(input, &self.settings.server.idle_command, &msg.link);
                 }
             }
         }
@@ -605,8 +629,8 @@ impl Handler<ServerLinkDown> for PortalSessionHandler {
 impl Handler<FromServer> for PortalSessionHandler {
     type Result = ();
 
-    fn handle(&mut self, msg: FromServer, ctx: &mut Context<Self>) {
-        self.on_server_message(msg.0, ctx);
+    fn handle(&mut self, msg: FromServer, _: &mut Context<Self>) {
+        self.on_server_message(msg.0);
     }
 }
 
@@ -640,6 +664,7 @@ impl Handler<CloseAllSessions> for PortalSessionHandler {
     fn handle(&mut self, msg: CloseAllSessions, _: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.close_waiters.push(tx);
+        self.send_to_server(PortalToServer::AllDisconnected);
         for s in self.sessions.values() {
             s.endpoint.do_send(ToSession::Close {
                 reason: msg.reason.clone(),

@@ -5,7 +5,6 @@
 //! keeps dying at start-up, and kills a Server that does not stop in time. It
 //! knows nothing of sessions: the link and the session handler do the resync.
 
-use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -41,7 +40,6 @@ pub struct ServerProcess {
     stopping_for_good: bool,
     kill_timer: Option<SpawnHandle>,
     exit_waiters: Vec<oneshot::Sender<()>>,
-    recent_exits: VecDeque<Instant>,
 }
 
 /// The Server was asked to stop for a reload: kill it if it has not exited
@@ -75,7 +73,6 @@ impl ServerProcess {
             stopping_for_good: false,
             kill_timer: None,
             exit_waiters: Vec::new(),
-            recent_exits: VecDeque::new(),
         }
     }
 
@@ -83,7 +80,18 @@ impl ServerProcess {
         let mut cmd = tokio::process::Command::new(&self.command.program);
         cmd.args(&self.command.args)
             .envs(self.command.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            // Its own process group: a Ctrl-C in the operator's terminal
+            // reaches the Portal, which then stops the Server in order.
+            .process_group(0);
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes one async-signal-safe system call (prctl).
+        unsafe {
+            cmd.pre_exec(|| {
+                // A Server never outlives its Portal, even one killed with SIGKILL.
+                nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+            });
+        }
         if let Some(path) = &self.command.log_file {
             match std::fs::OpenOptions::new()
                 .create(true)
@@ -116,6 +124,8 @@ impl ServerProcess {
                     "cannot start the Server ({}): {e}",
                     self.command.program.display()
                 );
+                // Counts as a start-up crash, so the retry always waits.
+                self.quick_crashes = self.quick_crashes.max(1) + 1;
                 self.schedule_restart(ctx);
             }
         }
@@ -129,10 +139,6 @@ impl ServerProcess {
         self.pid = None;
         if let Some(timer) = self.kill_timer.take() {
             ctx.cancel_future(timer);
-        }
-        self.recent_exits.push_back(Instant::now());
-        while self.recent_exits.len() > 10 {
-            self.recent_exits.pop_front();
         }
         if self.stopping_for_good {
             for w in self.exit_waiters.drain(..) {

@@ -8,7 +8,7 @@
 use actix::prelude::*;
 
 use super::context::ServerContext;
-use super::handler::{AccountGone, DisconnectSession, GetSessions};
+use super::handler::{AccountGone, DisconnectSession, GetSessions, Settle};
 use super::link::ToPortal;
 use crate::actors::db::GetAccount;
 use crate::commands::account::{self as text, AccountCommand, LOGGED_IN_ELSEWHERE, QUIT_ALL};
@@ -256,6 +256,12 @@ impl Handler<AccountInput> for Account {
             }
         }
     }
+}
+
+impl Handler<Settle> for Account {
+    type Result = ();
+
+    fn handle(&mut self, _: Settle, _: &mut Context<Self>) {}
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use futures_util::future::join_all;
 use tokio::sync::mpsc;
 
 use super::account::{Account, AttachSession, DetachSession};
@@ -26,6 +27,8 @@ use crate::settings::Settings;
 
 /// Announced to everyone once the Server is back after a reload or crash.
 pub const SERVER_RESTARTED_MESSAGE: &str = " ... Server restarted.";
+/// How long a stopping Server waits for commands already under way.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often idle sessions are looked for (only when `idle_timeout > 0`).
 const IDLE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -77,7 +80,13 @@ pub struct AccountGone {
     pub account: AccountId,
 }
 
-/// Sync every session to the Portal and say goodbye on the link; answers when queued.
+/// Answered once everything queued before it in an actor's mailbox is done.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Settle;
+
+/// Let commands under way finish, then sync every session to the Portal and
+/// say goodbye on the link; answers when that is queued.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct PrepareStop;
@@ -241,12 +250,27 @@ impl ServerSessionHandler {
             self.remove_session(id);
         }
         let count = sessions.len();
-        for record in sessions {
+        let mut newer_here = Vec::new();
+        for mut record in sessions {
             if let Some(entry) = self.sessions.get_mut(&record.sessid) {
+                // Same Portal, and this Server never stopped: its own login
+                // state is the newer one (a LoggedIn may have been lost with
+                // the link), so keep it and tell the Portal.
+                record.logged_in = entry.record.logged_in;
+                record.account_id = entry.record.account_id;
+                record.account_name = entry.record.account_name.clone();
+                record.puppet_id = entry.record.puppet_id;
+                record.conn_time = entry.record.conn_time;
                 entry.record = record;
+                newer_here.push(entry.record.clone());
             } else {
                 self.start_session(record, false, ctx);
             }
+        }
+        if !newer_here.is_empty() {
+            self.to_portal(ServerToPortal::SessionsSync {
+                sessions: newer_here,
+            });
         }
         log::info!("resynced {count} sessions from the Portal ({restart_mode:?})");
         if restart_mode != RestartMode::ColdStart {
@@ -441,12 +465,41 @@ impl Handler<AccountGone> for ServerSessionHandler {
 }
 
 impl Handler<PrepareStop> for ServerSessionHandler {
-    type Result = ();
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: PrepareStop, _: &mut Context<Self>) {
-        let sessions: Vec<SessionSyncData> =
-            self.sessions.values().map(|e| e.record.clone()).collect();
-        self.to_portal(ServerToPortal::SessionsSync { sessions });
-        self.to_portal(ServerToPortal::Stopping);
+    fn handle(&mut self, _: PrepareStop, _: &mut Context<Self>) -> Self::Result {
+        // A barrier: every session, then every account, answers `Settle` only
+        // after the commands already in its mailbox (a `connect` waiting for
+        // its password check, say) are done, so no accepted command is lost
+        // and the sync below includes its result. Accounts are collected
+        // after the sessions settled: a login that just finished has started
+        // a new one.
+        let sessions: Vec<Addr<ServerSession>> =
+            self.sessions.values().map(|e| e.actor.clone()).collect();
+        Box::pin(
+            async move {
+                let settled = join_all(sessions.iter().map(|a| a.send(Settle)));
+                if tokio::time::timeout(SETTLE_TIMEOUT, settled).await.is_err() {
+                    log::warn!("some sessions did not settle within {SETTLE_TIMEOUT:?}");
+                }
+            }
+            .into_actor(self)
+            .then(|(), act, _| {
+                let accounts: Vec<Addr<Account>> = act.accounts.values().cloned().collect();
+                async move {
+                    let settled = join_all(accounts.iter().map(|a| a.send(Settle)));
+                    if tokio::time::timeout(SETTLE_TIMEOUT, settled).await.is_err() {
+                        log::warn!("some accounts did not settle within {SETTLE_TIMEOUT:?}");
+                    }
+                }
+                .into_actor(act)
+            })
+            .map(|(), act, _| {
+                let sessions: Vec<SessionSyncData> =
+                    act.sessions.values().map(|e| e.record.clone()).collect();
+                act.to_portal(ServerToPortal::SessionsSync { sessions });
+                act.to_portal(ServerToPortal::Stopping);
+            }),
+        )
     }
 }

@@ -10,7 +10,7 @@ use actix::prelude::*;
 
 use super::account::{Account, AccountInput};
 use super::context::ServerContext;
-use super::handler::{DisconnectSession, Login, UpdateFlags};
+use super::handler::{DisconnectSession, Login, Settle, UpdateFlags};
 use crate::actors::db::{Authenticate, CreateAccount};
 use crate::commands::not_available;
 use crate::commands::unloggedin::{self, UnloggedInCommand, GOODBYE, LOGIN_FAILED};
@@ -258,4 +258,10 @@ impl Handler<StopSession> for ServerSession {
     fn handle(&mut self, _: StopSession, ctx: &mut Context<Self>) {
         ctx.stop();
     }
+}
+
+impl Handler<Settle> for ServerSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Settle, _: &mut Context<Self>) {}
 }

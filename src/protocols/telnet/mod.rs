@@ -24,7 +24,9 @@ use crate::actors::portal::handler::{
 use crate::actors::portal::limits::MAX_CHAR_LIMIT_WARNING;
 use crate::protocols::link::{Input, Output};
 use crate::session::{ProtocolFlags, SessionId};
-use parser::{encode_output, Encoding, TelnetEvent, TelnetLimits, TelnetParser, OPT_ECHO};
+use parser::{
+    encode_output, Encoding, TelnetError, TelnetEvent, TelnetLimits, TelnetParser, OPT_ECHO,
+};
 
 /// The protocol key sessions of this kind carry.
 pub const PROTOCOL_KEY: &str = "telnet";
@@ -99,7 +101,12 @@ impl TelnetSession {
                     self.sessid,
                     self.peer
                 );
+                // The client does not read: nothing more will get through,
+                // so the writer and its buffer go now, and the socket with them.
                 self.out = None;
+                if let Some(writer) = self.writer.take() {
+                    writer.abort();
+                }
                 ctx.stop();
             }
             Ok(_) => {}
@@ -126,7 +133,7 @@ impl TelnetSession {
         ctx.wait(
             async move {
                 if let Some(writer) = writer {
-                    let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, writer).await;
+                    finish_writer(writer).await;
                 }
             }
             .into_actor(self)
@@ -144,9 +151,12 @@ impl TelnetSession {
                     });
                 }
             }
-            TelnetEvent::Error(e) => {
+            TelnetEvent::Error(e @ TelnetError::LineTooLong { .. }) => {
                 log::info!("telnet session {:?}: {e}", self.sessid);
                 self.write_text(MAX_CHAR_LIMIT_WARNING, true, ctx);
+            }
+            TelnetEvent::Error(e) => {
+                log::info!("telnet session {:?}: {e}; ignored", self.sessid);
             }
             TelnetEvent::Send(bytes) => self.write(Bytes::from(bytes), ctx),
             TelnetEvent::Subnegotiation { .. }
@@ -179,6 +189,9 @@ impl Actor for TelnetSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(writer) = self.writer.take() {
+            actix_rt::spawn(finish_writer(writer));
+        }
         if let Some(sessid) = self.sessid {
             self.handler.do_send(SessionClosed { sessid });
         }
@@ -231,6 +244,18 @@ impl Handler<ToSession> for TelnetSession {
             }
             ToSession::Close { reason } => self.close(&reason, ctx),
         }
+    }
+}
+
+/// Lets a writer flush what is queued, but not for longer than
+/// [`CLOSE_FLUSH_TIMEOUT`]: a peer that stopped reading would otherwise hold
+/// the socket and its buffer forever.
+async fn finish_writer(mut writer: JoinHandle<()>) {
+    if tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
     }
 }
 
