@@ -24,8 +24,8 @@ use gatehouse::actors::{db, server};
 use gatehouse::control::GameDir;
 use gatehouse::models::account::Account;
 use gatehouse::protocols::link::{
-    encode_frame, Input, LinkDecoder, Output, PortalToServer, RestartMode, ServerToPortal,
-    LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES,
+    encode_frame, link_proof, new_nonce, Input, LinkDecoder, LinkRole, Output, PortalToServer,
+    RestartMode, ServerToPortal, LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES,
 };
 use gatehouse::session::{ProtocolFlags, SessionId, SessionSyncData};
 use gatehouse::settings::Settings;
@@ -49,7 +49,8 @@ impl Handler<ToSession> for FakeSession {
     }
 }
 
-fn portal_handler(settings: Settings) -> Addr<PortalSessionHandler> {
+fn portal_handler(mut settings: Settings) -> Addr<PortalSessionHandler> {
+    settings.portal.link_secret = SECRET.to_owned();
     let (control, _rx) = mpsc::unbounded_channel();
     // The control receiver is dropped: these tests send no reload requests.
     PortalSessionHandler::new(settings, SessionIdAllocator::in_memory(), control, None).start()
@@ -115,18 +116,33 @@ impl<In: serde::de::DeserializeOwned + std::fmt::Debug> Peer<In> {
     }
 }
 
-/// A fake Server connected to the Portal handler's link listener.
-async fn fake_server(handler: &Addr<PortalSessionHandler>) -> Peer<PortalToServer> {
+const SECRET: &str = "link-secret";
+
+/// A fake Server connected to the Portal handler's link listener, answering
+/// the challenge with a proof made from `secret`.
+async fn fake_server_with(
+    handler: &Addr<PortalSessionHandler>,
+    secret: &str,
+) -> Peer<PortalToServer> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    actix_rt::spawn(accept_servers(listener, handler.clone()));
+    actix_rt::spawn(accept_servers(listener, handler.clone(), SECRET.to_owned()));
     let mut peer = Peer::new(TcpStream::connect(addr).await.unwrap());
+    let PortalToServer::Challenge { nonce } = peer.recv().await else {
+        panic!("the Portal must open with a challenge");
+    };
     peer.send(&ServerToPortal::Hello {
         version: LINK_PROTOCOL_VERSION,
         pid: 1,
+        proof: link_proof(secret, LinkRole::Server, &nonce),
+        nonce: new_nonce(),
     })
     .await;
     peer
+}
+
+async fn fake_server(handler: &Addr<PortalSessionHandler>) -> Peer<PortalToServer> {
+    fake_server_with(handler, SECRET).await
 }
 
 fn text(input: &str) -> Input {
@@ -243,6 +259,23 @@ async fn input_typed_while_the_server_is_away_is_delivered_in_order_after_resync
 }
 
 #[actix::test]
+async fn a_server_with_the_wrong_link_secret_is_refused() {
+    let handler = portal_handler(Settings::default());
+    let mut impostor = fake_server_with(&handler, "guessed").await;
+    match impostor.recv().await {
+        PortalToServer::Refused { reason } => assert!(reason.contains("secret"), "{reason}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert!(!handler.send(GetStatus).await.unwrap().server_connected);
+    // The real Server still gets in afterwards.
+    let mut server = fake_server(&handler).await;
+    assert!(matches!(
+        server.recv().await,
+        PortalToServer::Welcome { .. }
+    ));
+}
+
+#[actix::test]
 async fn a_bad_frame_on_the_link_is_dropped_and_the_link_stays_up() {
     let handler = portal_handler(Settings::default());
     let (sessid, recorder) = open(&handler).await;
@@ -302,7 +335,7 @@ async fn mode_0_login_kicks_the_older_session() {
     Account::create(&mut pool.get().unwrap(), "Bob", "password-1", false, 8, 0).unwrap();
     let db = db::start(pool, 2);
     let (stop, _stop_rx) = mpsc::unbounded_channel();
-    let link = PortalLink::new(portal.local_addr().unwrap()).start();
+    let link = PortalLink::new(portal.local_addr().unwrap(), SECRET.to_owned()).start();
     let handler = ServerSessionHandler::new(Arc::new(settings), link.clone(), db, stop).start();
     link.do_send(SetHandler(handler));
 
@@ -311,10 +344,21 @@ async fn mode_0_login_kicks_the_older_session() {
         .unwrap()
         .unwrap();
     let mut server: Peer<ServerToPortal> = Peer::new(stream);
-    assert!(matches!(server.recv().await, ServerToPortal::Hello { .. }));
+    let challenge = new_nonce();
+    server
+        .send(&PortalToServer::Challenge {
+            nonce: challenge.clone(),
+        })
+        .await;
+    let ServerToPortal::Hello { proof, nonce, .. } = server.recv().await else {
+        panic!("the Server must answer the challenge with Hello");
+    };
+    gatehouse::protocols::link::verify_proof(SECRET, LinkRole::Server, &challenge, &proof)
+        .expect("the Server's proof");
     server
         .send(&PortalToServer::Welcome {
             version: LINK_PROTOCOL_VERSION,
+            proof: link_proof(SECRET, LinkRole::Portal, &nonce),
             portal_epoch: 7,
             portal_started: 0,
             restart_mode: RestartMode::ColdStart,

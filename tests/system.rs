@@ -98,7 +98,8 @@ fn assert_still_logged_in(players: &mut [(common::Client, String)]) {
 
 #[test]
 fn reload_keeps_every_player_connected_and_runs_input_typed_meanwhile() {
-    let game = Game::start(&[]);
+    // With a link secret: the new Server must authenticate to get the sessions.
+    let game = Game::start(&[("GATEHOUSE__PORTAL__LINK_SECRET", "s3cret-link")]);
     let mut players = three_players(&game);
     let old_pid = game.server_pid();
     let out = game.cli(&["reload"]);

@@ -5,13 +5,21 @@
 //! message (struct fields by name, so a newer Server can add fields that an older
 //! Portal ignores). Only this module knows MessagePack.
 //!
+//! The handshake authenticates both ends with `portal.link_secret` and never
+//! sends it: the Portal opens with a random challenge, the Server answers with
+//! `Hello` carrying HMAC-SHA256(secret, challenge) and a challenge of its own,
+//! and the Portal's `Welcome` answers that one the same way.
+//!
 //! Decoding never fails the stream: an oversized or undecodable frame becomes an
 //! `Err` item ([`LinkError`]) and the decoder moves on to the next frame, so one
 //! bad frame is logged and dropped and never kills the link.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use hmac::{Hmac, Mac};
+use rand_core::{OsRng, RngCore};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use thiserror::Error;
 use tokio_util::codec::Decoder;
 
@@ -19,6 +27,9 @@ use crate::session::{SessionId, SessionSyncData, UnixMillis};
 
 /// Bumped whenever a change to these enums is not backwards compatible.
 pub const LINK_PROTOCOL_VERSION: u32 = 1;
+
+/// Bytes of a handshake challenge.
+pub const NONCE_BYTES: usize = 32;
 
 /// The largest frame either side sends or accepts. A full session sync of
 /// 10,000 sessions is about 3 MB; input lines are capped far lower by the Portal.
@@ -73,10 +84,14 @@ pub enum Output {
 /// Messages from the Portal to the Server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PortalToServer {
+    /// The first frame on a new link: prove you know the link secret.
+    Challenge { nonce: Vec<u8> },
     /// Handshake answer and full resync (Evennia's PSYNC): every Portal session,
     /// logged in or not. The Server replaces its sessions with these.
     Welcome {
         version: u32,
+        /// Answers the Server's challenge: [`link_proof`] with [`LinkRole::Portal`].
+        proof: Vec<u8>,
         /// Changes every time a Portal process starts. A Server that sees a new
         /// epoch drops every session it had, so a new connection can never
         /// inherit a stale one.
@@ -106,8 +121,15 @@ pub enum PortalToServer {
 /// Messages from the Server to the Portal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ServerToPortal {
-    /// The first frame on a new link.
-    Hello { version: u32, pid: u32 },
+    /// The Server's answer to the Portal's challenge.
+    Hello {
+        version: u32,
+        pid: u32,
+        /// [`link_proof`] of the Portal's challenge with [`LinkRole::Server`].
+        proof: Vec<u8>,
+        /// The Server's own challenge for the Portal.
+        nonce: Vec<u8>,
+    },
     /// Output for one session.
     DataOut { sessid: SessionId, output: Output },
     /// The same output for many sessions (announcements, room messages).
@@ -144,6 +166,8 @@ pub enum LinkError {
     Encode(#[from] rmp_serde::encode::Error),
     #[error("peer speaks link version {peer}, this build speaks {ours}")]
     VersionMismatch { peer: u32, ours: u32 },
+    #[error("the peer does not know the link secret")]
+    BadProof,
     #[error("link i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -222,6 +246,61 @@ impl<T: DeserializeOwned> Decoder for LinkDecoder<T> {
     }
 }
 
+/// Which end computes a proof; part of the MAC input so that one end's proof
+/// can never be replayed as the other's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRole {
+    Portal,
+    Server,
+}
+
+impl LinkRole {
+    fn label(self) -> &'static [u8] {
+        match self {
+            LinkRole::Portal => b"gatehouse-link portal",
+            LinkRole::Server => b"gatehouse-link server",
+        }
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[expect(clippy::expect_used, reason = "HMAC accepts keys of any length")]
+fn proof_mac(secret: &str, role: LinkRole, nonce: &[u8]) -> HmacSha256 {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(role.label());
+    mac.update(nonce);
+    mac
+}
+
+/// HMAC-SHA256 of `nonce` under the link secret, for `role`.
+pub fn link_proof(secret: &str, role: LinkRole, nonce: &[u8]) -> Vec<u8> {
+    proof_mac(secret, role, nonce)
+        .finalize()
+        .into_bytes()
+        .to_vec()
+}
+
+/// Checks a proof in constant time.
+pub fn verify_proof(
+    secret: &str,
+    role: LinkRole,
+    nonce: &[u8],
+    proof: &[u8],
+) -> Result<(), LinkError> {
+    proof_mac(secret, role, nonce)
+        .verify_slice(proof)
+        .map_err(|_| LinkError::BadProof)
+}
+
+/// A fresh random challenge.
+pub fn new_nonce() -> Vec<u8> {
+    let mut nonce = vec![0u8; NONCE_BYTES];
+    OsRng.fill_bytes(&mut nonce);
+    nonce
+}
+
 /// Checks the peer's version from its first frame.
 pub fn check_version(peer: u32) -> Result<(), LinkError> {
     if peer == LINK_PROTOCOL_VERSION {
@@ -275,8 +354,10 @@ mod tests {
     #[test]
     fn every_portal_message_round_trips() {
         for msg in [
+            PortalToServer::Challenge { nonce: new_nonce() },
             PortalToServer::Welcome {
                 version: LINK_PROTOCOL_VERSION,
+                proof: vec![1, 2, 3],
                 portal_epoch: 42,
                 portal_started: 5,
                 restart_mode: RestartMode::Reload,
@@ -312,6 +393,8 @@ mod tests {
             ServerToPortal::Hello {
                 version: LINK_PROTOCOL_VERSION,
                 pid: 77,
+                proof: vec![9; 32],
+                nonce: new_nonce(),
             },
             ServerToPortal::DataOut {
                 sessid: SessionId(1),
@@ -418,6 +501,18 @@ mod tests {
             encode_frame(&big, 50),
             Err(LinkError::FrameTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn proofs_verify_only_with_the_same_secret_role_and_nonce() {
+        let nonce = new_nonce();
+        let proof = link_proof("s3cret", LinkRole::Server, &nonce);
+        assert!(verify_proof("s3cret", LinkRole::Server, &nonce, &proof).is_ok());
+        assert!(verify_proof("other", LinkRole::Server, &nonce, &proof).is_err());
+        assert!(verify_proof("s3cret", LinkRole::Portal, &nonce, &proof).is_err());
+        assert!(verify_proof("s3cret", LinkRole::Server, &new_nonce(), &proof).is_err());
+        assert!(verify_proof("s3cret", LinkRole::Server, &nonce, &proof[..16]).is_err());
+        assert_ne!(new_nonce(), nonce);
     }
 
     #[test]

@@ -21,7 +21,9 @@ use super::limits::{
 use super::link::{SendToServer, ServerLinkConnection};
 use super::sessid::SessionIdAllocator;
 use super::ControlEvent;
-use crate::protocols::link::{Input, Output, PortalToServer, RestartMode, ServerToPortal};
+use crate::protocols::link::{
+    link_proof, Input, LinkRole, Output, PortalToServer, RestartMode, ServerToPortal,
+};
 use crate::session::{now_millis, ProtocolFlags, SessionId, SessionSyncData, UnixMillis};
 use crate::settings::Settings;
 
@@ -81,6 +83,8 @@ pub struct SessionClosed {
 pub struct ServerLinkUp {
     pub link: Addr<ServerLinkConnection>,
     pub server_pid: u32,
+    /// The Server's challenge, answered in the `Welcome`.
+    pub server_nonce: Vec<u8>,
 }
 
 /// The link to the Server closed.
@@ -569,6 +573,11 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
             .collect();
         msg.link.do_send(SendToServer(PortalToServer::Welcome {
             version: crate::protocols::link::LINK_PROTOCOL_VERSION,
+            proof: link_proof(
+                &self.settings.portal.link_secret,
+                LinkRole::Portal,
+                &msg.server_nonce,
+            ),
             portal_epoch: self.epoch,
             portal_started: self.started,
             restart_mode,

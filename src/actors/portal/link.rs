@@ -1,9 +1,10 @@
 //! The Portal's end of the link: a listener on `portal.link_addr` and one
 //! `ServerLinkConnection` actor per connected Server.
 //!
-//! The connection actor does the handshake (the Server's `Hello` must come
-//! first and speak our version), then relays frames both ways between the
-//! socket and the `PortalSessionHandler`. A frame that fails to decode is logged
+//! The connection actor does the handshake (it sends a challenge; the
+//! Server's `Hello` must come first, speak our version and prove it knows the
+//! link secret), then relays frames both ways between the socket and the
+//! `PortalSessionHandler`. A frame that fails to decode is logged
 //! and dropped; the link stays up.
 
 use std::net::SocketAddr;
@@ -15,7 +16,8 @@ use tokio_util::codec::FramedRead;
 use super::handler::{FromServer, PortalSessionHandler, ServerLinkDown, ServerLinkUp};
 use crate::actors::outbound::Outbound;
 use crate::protocols::link::{
-    check_version, LinkDecoder, LinkError, PortalToServer, ServerToPortal, MAX_FRAME_BYTES,
+    check_version, new_nonce, verify_proof, LinkDecoder, LinkError, LinkRole, PortalToServer,
+    ServerToPortal, MAX_FRAME_BYTES,
 };
 
 /// A message for the Server on this link.
@@ -30,6 +32,9 @@ pub struct ServerLinkConnection {
     out: Outbound,
     /// The handshake is done: frames are relayed to the handler.
     established: bool,
+    secret: String,
+    /// The challenge this connection sent.
+    nonce: Vec<u8>,
 }
 
 impl ServerLinkConnection {
@@ -38,6 +43,7 @@ impl ServerLinkConnection {
         stream: TcpStream,
         peer: SocketAddr,
         handler: Addr<PortalSessionHandler>,
+        secret: String,
     ) -> Addr<Self> {
         if let Err(e) = stream.set_nodelay(true) {
             log::debug!("link: cannot set TCP_NODELAY: {e}");
@@ -49,11 +55,17 @@ impl ServerLinkConnection {
                 LinkDecoder::<ServerToPortal>::new(MAX_FRAME_BYTES),
             ));
             let (out, _writer) = Outbound::spawn(write);
+            let nonce = new_nonce();
+            out.send_frame(&PortalToServer::Challenge {
+                nonce: nonce.clone(),
+            });
             Self {
                 peer,
                 handler,
                 out,
                 established: false,
+                secret,
+                nonce,
             }
         })
     }
@@ -102,12 +114,20 @@ impl StreamHandler<Frame> for ServerLinkConnection {
             return;
         }
         match message {
-            ServerToPortal::Hello { version, pid } => match check_version(version) {
+            ServerToPortal::Hello {
+                version,
+                pid,
+                proof,
+                nonce,
+            } => match check_version(version)
+                .and_then(|()| verify_proof(&self.secret, LinkRole::Server, &self.nonce, &proof))
+            {
                 Ok(()) => {
                     self.established = true;
                     self.handler.do_send(ServerLinkUp {
                         link: ctx.address(),
                         server_pid: pid,
+                        server_nonce: nonce,
                     });
                 }
                 Err(e) => {
@@ -118,8 +138,11 @@ impl StreamHandler<Frame> for ServerLinkConnection {
                     ctx.stop();
                 }
             },
-            other => {
-                log::error!("link: expected Hello first, got {other:?}; closing");
+            _ => {
+                log::error!(
+                    "link: {} sent something other than Hello first; closing",
+                    self.peer
+                );
                 ctx.stop();
             }
         }
@@ -139,11 +162,15 @@ impl Handler<SendToServer> for ServerLinkConnection {
 }
 
 /// Accepts Servers on `listener` for as long as the Portal runs.
-pub async fn accept_servers(listener: TcpListener, handler: Addr<PortalSessionHandler>) {
+pub async fn accept_servers(
+    listener: TcpListener,
+    handler: Addr<PortalSessionHandler>,
+    secret: String,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                ServerLinkConnection::start(stream, peer, handler.clone());
+                ServerLinkConnection::start(stream, peer, handler.clone(), secret.clone());
             }
             Err(e) => {
                 log::warn!("link: accept failed: {e}");

@@ -111,6 +111,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
     tasks.push(actix_rt::spawn(link::accept_servers(
         link_listener,
         handler.clone(),
+        settings.portal.link_secret.clone(),
     )));
     let limits = TelnetSessionLimits {
         max_line_chars: settings.portal.max_char_limit,

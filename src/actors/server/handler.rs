@@ -324,11 +324,15 @@ impl Handler<FromPortal> for ServerSessionHandler {
         match msg.0 {
             PortalToServer::Welcome {
                 version: _,
+                proof: _,
                 portal_epoch,
                 portal_started: _,
                 restart_mode,
                 sessions,
             } => self.on_welcome(portal_epoch, restart_mode, sessions, ctx),
+            PortalToServer::Challenge { .. } => {
+                log::warn!("link: a challenge after the handshake; ignored");
+            }
             PortalToServer::Refused { reason } => {
                 log::error!("the Portal refused this Server: {reason}");
                 let _ = self.stop.send(StopRequest::Refused);

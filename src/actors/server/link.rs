@@ -1,6 +1,8 @@
 //! `PortalLink`: the Server's end of the link. It connects to the Portal (and
-//! reconnects with backoff, as Evennia's AMP client does), says `Hello`, and
-//! relays frames between the socket and the `ServerSessionHandler`.
+//! reconnects with backoff, as Evennia's AMP client does), answers the
+//! Portal's challenge with `Hello`, checks the Portal's own proof in
+//! `Welcome`, and relays frames between the socket and the
+//! `ServerSessionHandler`.
 //!
 //! A frame that fails to decode is logged and dropped; the link stays up.
 
@@ -15,7 +17,8 @@ use tokio_util::codec::FramedRead;
 use super::handler::{FromPortal, PortalLinkDown, ServerSessionHandler};
 use crate::actors::outbound::Outbound;
 use crate::protocols::link::{
-    LinkDecoder, LinkError, PortalToServer, ServerToPortal, LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES,
+    check_version, link_proof, new_nonce, verify_proof, LinkDecoder, LinkError, LinkRole,
+    PortalToServer, ServerToPortal, LINK_PROTOCOL_VERSION, MAX_FRAME_BYTES,
 };
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -45,10 +48,15 @@ pub struct PortalLink {
     writer: Option<JoinHandle<()>>,
     retry: Duration,
     closing: bool,
+    secret: String,
+    /// The challenge sent in `Hello`; `None` until the Portal's challenge came.
+    nonce: Option<Vec<u8>>,
+    /// The Portal proved itself in `Welcome`: frames are relayed.
+    established: bool,
 }
 
 impl PortalLink {
-    pub fn new(portal: SocketAddr) -> Self {
+    pub fn new(portal: SocketAddr, secret: String) -> Self {
         Self {
             portal,
             handler: None,
@@ -56,6 +64,9 @@ impl PortalLink {
             writer: None,
             retry: FIRST_RETRY,
             closing: false,
+            secret,
+            nonce: None,
+            established: false,
         }
     }
 
@@ -98,10 +109,54 @@ impl PortalLink {
         let (out, writer) = Outbound::spawn(write);
         self.out = Some(out);
         self.writer = Some(writer);
-        self.send(&ServerToPortal::Hello {
-            version: LINK_PROTOCOL_VERSION,
-            pid: std::process::id(),
-        });
+        self.nonce = None;
+        self.established = false;
+    }
+
+    /// The handshake: answer the challenge, then check the `Welcome`.
+    fn handshake(&mut self, message: PortalToServer) {
+        match (message, &self.nonce) {
+            (PortalToServer::Challenge { nonce: challenge }, None) => {
+                let nonce = new_nonce();
+                self.send(&ServerToPortal::Hello {
+                    version: LINK_PROTOCOL_VERSION,
+                    pid: std::process::id(),
+                    proof: link_proof(&self.secret, LinkRole::Server, &challenge),
+                    nonce: nonce.clone(),
+                });
+                self.nonce = Some(nonce);
+            }
+            (welcome @ PortalToServer::Welcome { .. }, Some(nonce)) => {
+                let PortalToServer::Welcome { version, proof, .. } = &welcome else {
+                    return;
+                };
+                match check_version(*version)
+                    .and_then(|()| verify_proof(&self.secret, LinkRole::Portal, nonce, proof))
+                {
+                    Ok(()) => {
+                        self.established = true;
+                        self.to_handler(welcome);
+                    }
+                    Err(e) => {
+                        log::error!(
+                            "link: the Portal at {} failed the handshake: {e}",
+                            self.portal
+                        );
+                        self.to_handler(PortalToServer::Refused {
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+            }
+            (refused @ PortalToServer::Refused { .. }, _) => self.to_handler(refused),
+            (_, _) => log::error!("link: unexpected frame during the handshake; dropped"),
+        }
+    }
+
+    fn to_handler(&self, message: PortalToServer) {
+        if let Some(handler) = &self.handler {
+            handler.do_send(FromPortal(message));
+        }
     }
 
     fn send(&self, message: &ServerToPortal) {
@@ -127,11 +182,8 @@ type Frame = Result<Result<PortalToServer, LinkError>, std::io::Error>;
 impl StreamHandler<Frame> for PortalLink {
     fn handle(&mut self, frame: Frame, _: &mut Self::Context) {
         match frame {
-            Ok(Ok(message)) => {
-                if let Some(handler) = &self.handler {
-                    handler.do_send(FromPortal(message));
-                }
-            }
+            Ok(Ok(message)) if self.established => self.to_handler(message),
+            Ok(Ok(message)) => self.handshake(message),
             Ok(Err(e)) => log::error!("link: dropped a bad frame from the Portal: {e}"),
             Err(e) => log::warn!("link: read failed: {e}"),
         }

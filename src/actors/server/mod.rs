@@ -76,7 +76,7 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
     let db = db::start(pool, threads);
 
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
-    let link = PortalLink::new(portal).start();
+    let link = PortalLink::new(portal, settings.portal.link_secret.clone()).start();
     let handler =
         ServerSessionHandler::new(Arc::clone(&settings), link.clone(), db, stop_tx.clone()).start();
     link.do_send(SetHandler(handler.clone()));
