@@ -319,3 +319,12 @@ fn a_login_under_way_when_the_reload_starts_is_not_lost() {
     let who = c.who();
     assert!(who.contains("Hal"), "{who}");
 }
+
+#[test]
+fn a_browser_on_the_telnet_port_gets_a_plain_answer_and_is_closed() {
+    let game = Game::start(&[]);
+    let mut c = game.connect();
+    c.send_raw(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let answer = c.expect_closed();
+    assert!(answer.contains("This is a telnet port"), "{answer}");
+}

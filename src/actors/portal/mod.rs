@@ -153,7 +153,11 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
                 }
             }
             ControlEvent::Shutdown { reason } => {
-                log::info!("shutting down ({reason})");
+                if reason.is_empty() {
+                    log::info!("shutting down");
+                } else {
+                    log::info!("shutting down: {reason}");
+                }
                 let text = if reason.is_empty() {
                     SHUTDOWN_MESSAGE.to_owned()
                 } else {

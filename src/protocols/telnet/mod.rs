@@ -33,6 +33,9 @@ pub const PROTOCOL_KEY: &str = "telnet";
 /// Longest subnegotiation accepted before it is refused (NAWS and TTYPE are a
 /// few bytes; GMCP payloads are larger).
 pub const MAX_SUBNEGOTIATION_BYTES: usize = 64 * 1024;
+/// The answer to a web browser that opened the telnet port.
+pub const HTTP_ON_TELNET: &str =
+    "This is a telnet port for MUD clients, not a web page. Connect with a MUD client or telnet.";
 /// How long a closing session waits for its last output to be written.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -54,6 +57,8 @@ pub struct TelnetSession {
     out: Option<Outbound>,
     writer: Option<JoinHandle<()>>,
     events: Vec<TelnetEvent>,
+    /// No line has arrived yet: the first one is checked for a stray HTTP request.
+    first_line: bool,
 }
 
 impl TelnetSession {
@@ -86,6 +91,7 @@ impl TelnetSession {
                 out: Some(out),
                 writer: Some(writer),
                 events: Vec::new(),
+                first_line: true,
             }
         })
     }
@@ -144,6 +150,14 @@ impl TelnetSession {
     fn on_event(&mut self, event: TelnetEvent, ctx: &mut Context<Self>) {
         match event {
             TelnetEvent::Line(line) => {
+                if std::mem::take(&mut self.first_line) && is_http_request(&line) {
+                    log::info!(
+                        "telnet {}: an HTTP request on the telnet port; closing",
+                        self.peer
+                    );
+                    self.close(HTTP_ON_TELNET, ctx);
+                    return;
+                }
                 if let Some(sessid) = self.sessid {
                     self.handler.do_send(SessionInput {
                         sessid,
@@ -247,6 +261,17 @@ impl Handler<ToSession> for TelnetSession {
     }
 }
 
+/// True for an HTTP request line such as `GET / HTTP/1.1`.
+fn is_http_request(line: &str) -> bool {
+    const METHODS: [&str; 7] = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT"];
+    let mut words = line.split_whitespace();
+    matches!(
+        (words.next(), words.next(), words.next(), words.next()),
+        (Some(method), Some(_), Some(version), None)
+            if METHODS.contains(&method) && version.starts_with("HTTP/")
+    )
+}
+
 /// Lets a writer flush what is queued, but not for longer than
 /// [`CLOSE_FLUSH_TIMEOUT`]: a peer that stopped reading would otherwise hold
 /// the socket and its buffer forever.
@@ -276,5 +301,19 @@ pub async fn accept_clients(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_request_lines_are_recognised_and_commands_are_not() {
+        assert!(is_http_request("GET / HTTP/1.1"));
+        assert!(is_http_request("POST /login HTTP/1.0"));
+        assert!(!is_http_request("get / http/1.1 please"));
+        assert!(!is_http_request("connect GET HTTP/1.1"));
+        assert!(!is_http_request("look"));
     }
 }
