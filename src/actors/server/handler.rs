@@ -468,6 +468,18 @@ impl Handler<AccountGone> for ServerSessionHandler {
     }
 }
 
+/// Waits until every actor in `actors` has handled `Settle`, or the timeout.
+async fn settle<A>(actors: Vec<Addr<A>>, what: &'static str)
+where
+    A: Actor + Handler<Settle>,
+    A::Context: actix::dev::ToEnvelope<A, Settle>,
+{
+    let settled = join_all(actors.iter().map(|a| a.send(Settle)));
+    if tokio::time::timeout(SETTLE_TIMEOUT, settled).await.is_err() {
+        log::warn!("some {what} did not settle within {SETTLE_TIMEOUT:?}");
+    }
+}
+
 impl Handler<PrepareStop> for ServerSessionHandler {
     type Result = ResponseActFuture<Self, ()>;
 
@@ -481,29 +493,18 @@ impl Handler<PrepareStop> for ServerSessionHandler {
         let sessions: Vec<Addr<ServerSession>> =
             self.sessions.values().map(|e| e.actor.clone()).collect();
         Box::pin(
-            async move {
-                let settled = join_all(sessions.iter().map(|a| a.send(Settle)));
-                if tokio::time::timeout(SETTLE_TIMEOUT, settled).await.is_err() {
-                    log::warn!("some sessions did not settle within {SETTLE_TIMEOUT:?}");
-                }
-            }
-            .into_actor(self)
-            .then(|(), act, _| {
-                let accounts: Vec<Addr<Account>> = act.accounts.values().cloned().collect();
-                async move {
-                    let settled = join_all(accounts.iter().map(|a| a.send(Settle)));
-                    if tokio::time::timeout(SETTLE_TIMEOUT, settled).await.is_err() {
-                        log::warn!("some accounts did not settle within {SETTLE_TIMEOUT:?}");
-                    }
-                }
-                .into_actor(act)
-            })
-            .map(|(), act, _| {
-                let sessions: Vec<SessionSyncData> =
-                    act.sessions.values().map(|e| e.record.clone()).collect();
-                act.to_portal(ServerToPortal::SessionsSync { sessions });
-                act.to_portal(ServerToPortal::Stopping);
-            }),
+            settle(sessions, "sessions")
+                .into_actor(self)
+                .then(|(), act, _| {
+                    let accounts: Vec<Addr<Account>> = act.accounts.values().cloned().collect();
+                    settle(accounts, "accounts").into_actor(act)
+                })
+                .map(|(), act, _| {
+                    let sessions: Vec<SessionSyncData> =
+                        act.sessions.values().map(|e| e.record.clone()).collect();
+                    act.to_portal(ServerToPortal::SessionsSync { sessions });
+                    act.to_portal(ServerToPortal::Stopping);
+                }),
         )
     }
 }
