@@ -45,6 +45,17 @@ impl fmt::Display for CharacterId {
     }
 }
 
+/// A room's database id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RoomId(pub i32);
+
+impl fmt::Display for RoomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Milliseconds since the Unix epoch: comparable across the two processes.
 pub type UnixMillis = u64;
 
