@@ -151,6 +151,9 @@ pub struct ThrottleSettings {
     pub login_timeout: u64,
     pub creation_limit: u32,
     pub creation_timeout: u64,
+    /// Connections from this machine (the operator, or a local proxy that
+    /// does not pass on client addresses) are never throttled.
+    pub exempt_loopback: bool,
 }
 
 impl Default for ThrottleSettings {
@@ -160,6 +163,7 @@ impl Default for ThrottleSettings {
             login_timeout: 300,
             creation_limit: 2,
             creation_timeout: 600,
+            exempt_loopback: true,
         }
     }
 }

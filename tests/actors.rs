@@ -20,6 +20,7 @@ use gatehouse::actors::portal::link::accept_servers;
 use gatehouse::actors::portal::sessid::SessionIdAllocator;
 use gatehouse::actors::server::handler::ServerSessionHandler;
 use gatehouse::actors::server::link::{PortalLink, SetHandler};
+use gatehouse::actors::server::world::World;
 use gatehouse::actors::{db, server};
 use gatehouse::control::GameDir;
 use gatehouse::models::account::Account;
@@ -336,7 +337,9 @@ async fn mode_0_login_kicks_the_older_session() {
     let db = db::start(pool, 2);
     let (stop, _stop_rx) = mpsc::unbounded_channel();
     let link = PortalLink::new(portal.local_addr().unwrap(), SECRET.to_owned()).start();
-    let handler = ServerSessionHandler::new(Arc::new(settings), link.clone(), db, stop).start();
+    let world = World::new(link.clone(), db.clone()).start();
+    let handler =
+        ServerSessionHandler::new(Arc::new(settings), link.clone(), db, world, stop).start();
     link.do_send(SetHandler(handler));
 
     let (stream, _) = tokio::time::timeout(DEADLINE, portal.accept())

@@ -4,16 +4,20 @@
 //! Its handlers run on the SyncArbiter's own threads, so SQLite and argon2
 //! never block an async arbiter. Messages carry plain passwords in and
 //! [`AccountRecord`]s out; a password or hash is never logged, printed by
-//! `Debug`, or sent back. The logic lives in [`crate::models`]; the handlers
-//! only check out a connection and call it.
+//! `Debug`, or sent back. The world and character messages answer with plain
+//! records ([`RoomRecord`], [`ExitRecord`], [`CharacterRecord`]) so that no
+//! diesel type leaves this file. The logic lives in [`crate::models`]; the
+//! handlers only check out a connection and call it.
 
 use std::fmt;
 
 use actix::prelude::*;
 
 use crate::models::account::Account;
+use crate::models::character::Character;
+use crate::models::world::{self, Exit, Room, LIMBO};
 use crate::models::{DbConn, DbError, DbPool};
-use crate::session::{now_millis, AccountId};
+use crate::session::{now_millis, AccountId, CharacterId, RoomId};
 
 /// What the rest of the Server knows about an account: no hash, no
 /// timestamps, cheap to clone into sessions and messages.
@@ -192,6 +196,205 @@ impl Handler<ChangePassword> for DbExecutor {
     }
 }
 
+/// A room as the game keeps it in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    pub id: RoomId,
+    pub name: String,
+    pub description: String,
+}
+
+impl From<Room> for RoomRecord {
+    fn from(room: Room) -> Self {
+        RoomRecord {
+            id: room.room_id(),
+            name: room.name,
+            description: room.description,
+        }
+    }
+}
+
+/// A one-way exit from `room` to `destination`, with its aliases split out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub id: i32,
+    pub room: RoomId,
+    /// What a player types to use it, lower-cased.
+    pub name: String,
+    /// Other words for it, lower-cased.
+    pub aliases: Vec<String>,
+    pub destination: RoomId,
+}
+
+impl From<Exit> for ExitRecord {
+    fn from(exit: Exit) -> Self {
+        ExitRecord {
+            id: exit.id,
+            room: exit.room(),
+            aliases: exit.alias_list(),
+            destination: exit.destination(),
+            name: exit.name,
+        }
+    }
+}
+
+/// What the rest of the Server knows about a character.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CharacterRecord {
+    pub id: CharacterId,
+    /// The owning account.
+    pub account: AccountId,
+    pub name: String,
+    pub description: String,
+    pub location: RoomId,
+    /// Unix milliseconds of the last time anyone played it, `None` before.
+    pub last_puppeted_at: Option<i64>,
+}
+
+impl From<Character> for CharacterRecord {
+    fn from(character: Character) -> Self {
+        CharacterRecord {
+            id: character.character_id(),
+            account: character.account(),
+            location: character.location(),
+            last_puppeted_at: character.last_puppeted_at,
+            name: character.name,
+            description: character.description,
+        }
+    }
+}
+
+/// Read every room and exit, each ordered by id.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(Vec<RoomRecord>, Vec<ExitRecord>), DbError>")]
+pub struct LoadWorld;
+
+impl Handler<LoadWorld> for DbExecutor {
+    type Result = Result<(Vec<RoomRecord>, Vec<ExitRecord>), DbError>;
+
+    fn handle(&mut self, _: LoadWorld, _: &mut Self::Context) -> Self::Result {
+        let mut conn = self.conn()?;
+        let (rooms, exits) = world::load_world(&mut conn)?;
+        Ok((
+            rooms.into_iter().map(RoomRecord::from).collect(),
+            exits.into_iter().map(ExitRecord::from).collect(),
+        ))
+    }
+}
+
+/// The characters an account owns, oldest first.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<Vec<CharacterRecord>, DbError>")]
+pub struct LoadCharacters {
+    pub account: AccountId,
+}
+
+impl Handler<LoadCharacters> for DbExecutor {
+    type Result = Result<Vec<CharacterRecord>, DbError>;
+
+    fn handle(&mut self, msg: LoadCharacters, _: &mut Self::Context) -> Self::Result {
+        let mut conn = self.conn()?;
+        Ok(Character::list_for_account(&mut conn, msg.account)?
+            .into_iter()
+            .map(CharacterRecord::from)
+            .collect())
+    }
+}
+
+/// Create a character in Limbo, within the account's character limit.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<CharacterRecord, DbError>")]
+pub struct CreateCharacter {
+    pub account: AccountId,
+    pub name: String,
+    pub description: String,
+    /// The game's limit per account, from the settings; 0 means none.
+    pub max_characters: u32,
+}
+
+impl Handler<CreateCharacter> for DbExecutor {
+    type Result = Result<CharacterRecord, DbError>;
+
+    fn handle(&mut self, msg: CreateCharacter, _: &mut Self::Context) -> Self::Result {
+        let mut conn = self.conn()?;
+        let character = Character::create(
+            &mut conn,
+            msg.account,
+            &msg.name,
+            &msg.description,
+            LIMBO,
+            msg.max_characters,
+            now_db_millis(),
+        )?;
+        log::info!(
+            "character created: account={} character={} name={}",
+            msg.account,
+            character.id,
+            character.name
+        );
+        Ok(CharacterRecord::from(character))
+    }
+}
+
+/// Delete a character if the account owns it; `Ok(false)` otherwise.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<bool, DbError>")]
+pub struct DeleteCharacter {
+    pub account: AccountId,
+    pub character: CharacterId,
+}
+
+impl Handler<DeleteCharacter> for DbExecutor {
+    type Result = Result<bool, DbError>;
+
+    fn handle(&mut self, msg: DeleteCharacter, _: &mut Self::Context) -> Self::Result {
+        let mut conn = self.conn()?;
+        let deleted = Character::delete(&mut conn, msg.account, msg.character)?;
+        if deleted {
+            log::info!(
+                "character deleted: account={} character={}",
+                msg.account,
+                msg.character
+            );
+        }
+        Ok(deleted)
+    }
+}
+
+/// Store where a character now stands.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), DbError>")]
+pub struct SetCharacterLocation {
+    pub character: CharacterId,
+    pub room: RoomId,
+}
+
+impl Handler<SetCharacterLocation> for DbExecutor {
+    type Result = Result<(), DbError>;
+
+    fn handle(&mut self, msg: SetCharacterLocation, _: &mut Self::Context) -> Self::Result {
+        let mut conn = self.conn()?;
+        Character::set_location(&mut conn, msg.character, msg.room)
+    }
+}
+
+/// Record that an account has just started playing a character.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<(), DbError>")]
+pub struct MarkPuppeted {
+    pub character: CharacterId,
+    pub account: AccountId,
+}
+
+impl Handler<MarkPuppeted> for DbExecutor {
+    type Result = Result<(), DbError>;
+
+    fn handle(&mut self, msg: MarkPuppeted, _: &mut Self::Context) -> Self::Result {
+        let mut conn = self.conn()?;
+        Character::mark_puppeted(&mut conn, msg.character, msg.account, now_db_millis())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -265,6 +468,79 @@ mod tests {
             reply(db.send(login("battery staple"))).await.unwrap(),
             Some(created)
         );
+    }
+
+    #[actix::test]
+    async fn characters_through_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(&dir.path().join("gatehouse.sqlite3"), 2).unwrap();
+        run_migrations(&pool).unwrap();
+        let db = start(pool, 2);
+
+        let (rooms, exits) = reply(db.send(LoadWorld)).await.unwrap();
+        assert_eq!(rooms[0].id, LIMBO);
+        assert_eq!(rooms[0].name, "Limbo");
+        let up = exits.iter().find(|e| e.name == "up").unwrap();
+        assert_eq!(up.aliases, ["u", "tower"]);
+
+        let alice = reply(db.send(CreateAccount {
+            name: "Alice".to_owned(),
+            password: "correct horse".to_owned(),
+            superuser: false,
+            min_password_length: 8,
+        }))
+        .await
+        .unwrap();
+        let create = |name: &str| CreateCharacter {
+            account: alice.id,
+            name: name.to_owned(),
+            description: "A plain figure.".to_owned(),
+            max_characters: 1,
+        };
+        let ariadne = reply(db.send(create("Ariadne"))).await.unwrap();
+        assert_eq!(ariadne.account, alice.id);
+        assert_eq!(ariadne.name, "Ariadne");
+        assert_eq!(ariadne.location, LIMBO);
+        assert_eq!(ariadne.last_puppeted_at, None);
+        let full = reply(db.send(create("Theseus"))).await.unwrap_err();
+        assert!(matches!(full, DbError::CharacterLimit(1)), "{full:?}");
+
+        let loaded = reply(db.send(LoadCharacters { account: alice.id }))
+            .await
+            .unwrap();
+        assert_eq!(loaded, std::slice::from_ref(&ariadne));
+
+        let courtyard = up.room;
+        reply(db.send(SetCharacterLocation {
+            character: ariadne.id,
+            room: courtyard,
+        }))
+        .await
+        .unwrap();
+        reply(db.send(MarkPuppeted {
+            character: ariadne.id,
+            account: alice.id,
+        }))
+        .await
+        .unwrap();
+        let loaded = reply(db.send(LoadCharacters { account: alice.id }))
+            .await
+            .unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].location, courtyard);
+        assert!(loaded[0].last_puppeted_at.is_some());
+
+        let stranger = AccountId(alice.id.0 + 1);
+        let delete = |account| DeleteCharacter {
+            account,
+            character: ariadne.id,
+        };
+        assert!(!reply(db.send(delete(stranger))).await.unwrap());
+        assert!(reply(db.send(delete(alice.id))).await.unwrap());
+        assert!(reply(db.send(LoadCharacters { account: alice.id }))
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! is formatted here so it can be unit tested.
 
 pub mod account;
+pub mod character;
 pub mod unloggedin;
 
 /// A command line split into its verb (lower-cased) and the rest.

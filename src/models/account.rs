@@ -412,7 +412,7 @@ mod tests {
         Account::create(conn, "Alice", "correct horse", false, MIN, 0).unwrap();
         let err = Account::create(conn, "ALICE", "another horse", false, MIN, 0).unwrap_err();
         assert!(matches!(err, DbError::NameTaken), "{err:?}");
-        assert_eq!(err.to_string(), "that account name is already taken");
+        assert_eq!(err.to_string(), "That name is already taken.");
         assert_eq!(Account::count(conn).unwrap(), 1);
     }
 

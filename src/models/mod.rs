@@ -8,7 +8,9 @@
 //! from this layer ever carries a password.
 
 pub mod account;
+pub mod character;
 pub mod schema;
+pub mod world;
 
 use std::path::{Path, PathBuf};
 
@@ -42,9 +44,10 @@ const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; \
 
 /// Everything that can go wrong in the database layer.
 ///
-/// Each message reads on its own in an admin's log. None includes a password,
-/// and none echoes an account name either: players often type their password
-/// at the name prompt.
+/// Each message reads on its own in an admin's log. [`DbError::NameTaken`]
+/// and [`DbError::CharacterLimit`] are also shown to players as they are, so
+/// they are whole sentences. None includes a password, and none echoes an
+/// account name either: players often type their password at the name prompt.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("cannot create the database directory {}: {source}", .path.display())]
@@ -69,7 +72,9 @@ pub enum DbError {
     Query(#[from] diesel::result::Error),
     #[error("database migration failed: {0}")]
     Migration(String),
-    #[error("that account name is already taken")]
+    /// An account or character name that differs from an existing one at
+    /// most in letter case.
+    #[error("That name is already taken.")]
     NameTaken,
     #[error("invalid account name: {0}")]
     InvalidName(String),
@@ -79,6 +84,13 @@ pub enum DbError {
     Hash(String),
     #[error("no such account")]
     AccountNotFound,
+    /// The account already has the most characters the game allows.
+    #[error("You may only have a maximum of {0} character(s).")]
+    CharacterLimit(u32),
+    #[error("no such character")]
+    CharacterNotFound,
+    #[error("no such room")]
+    RoomNotFound,
 }
 
 /// Sets the [`CONNECTION_PRAGMAS`] on each connection the pool opens.
@@ -198,11 +210,18 @@ mod tests {
         assert!(err.to_string().contains(&dir.path().display().to_string()));
     }
 
+    /// How many migrations `migrations/` holds.
+    fn migration_count() -> usize {
+        diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+            .unwrap()
+            .len()
+    }
+
     #[test]
     fn migrations_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let pool = open_pool(&dir.path().join("db.sqlite3"), 1).unwrap();
-        assert_eq!(run_migrations(&pool).unwrap(), 1);
+        assert_eq!(run_migrations(&pool).unwrap(), migration_count());
         assert_eq!(run_migrations(&pool).unwrap(), 0);
     }
 
@@ -213,7 +232,16 @@ mod tests {
         run_migrations(&pool).unwrap();
         let mut conn = pool.get().unwrap();
         conn.revert_all_migrations(MIGRATIONS).unwrap();
+        let left: Vec<TextRow> = diesel::sql_query(
+            "SELECT name AS value FROM sqlite_master \
+             WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+             AND name <> '__diesel_schema_migrations'",
+        )
+        .load(&mut conn)
+        .unwrap();
+        let left: Vec<String> = left.into_iter().map(|row| row.value).collect();
+        assert!(left.is_empty(), "tables left after revert: {left:?}");
         drop(conn);
-        assert_eq!(run_migrations(&pool).unwrap(), 1);
+        assert_eq!(run_migrations(&pool).unwrap(), migration_count());
     }
 }

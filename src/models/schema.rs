@@ -16,3 +16,39 @@ diesel::table! {
         last_login_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    characters (id) {
+        id -> Integer,
+        account_id -> Integer,
+        name -> Text,
+        name_key -> Text,
+        description -> Text,
+        location_id -> Integer,
+        last_puppeted_by -> Nullable<Integer>,
+        last_puppeted_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    exits (id) {
+        id -> Integer,
+        room_id -> Integer,
+        name -> Text,
+        aliases -> Text,
+        destination_id -> Integer,
+    }
+}
+
+diesel::table! {
+    rooms (id) {
+        id -> Integer,
+        name -> Text,
+        description -> Text,
+    }
+}
+
+diesel::joinable!(characters -> rooms (location_id));
+
+diesel::allow_tables_to_appear_in_same_query!(accounts, characters, exits, rooms,);

@@ -76,6 +76,7 @@ impl Game {
             .env("GATEHOUSE__PORTAL__TELNET_INTERFACES", "[\"127.0.0.1\"]")
             .env("GATEHOUSE__PORTAL__LINK_ADDR", "127.0.0.1:0")
             .env("GATEHOUSE__PORTAL__MAX_CONNECTION_RATE", "1000")
+            .env("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "true")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -297,14 +298,19 @@ impl Client {
         self.expect("was created");
         self.send(&format!("connect {name} {password}"));
         self.expect("You are logged in.");
-        self.expect("quit - leave the game");
+        self.sync();
     }
 
     pub fn login(&mut self, name: &str, password: &str) {
         self.expect("create <username> <password>");
         self.send(&format!("connect {name} {password}"));
         self.expect("You are logged in.");
-        self.expect("quit - leave the game");
+        self.sync();
+    }
+
+    /// Consumes everything sent so far: `who` is answered after it.
+    pub fn sync(&mut self) {
+        self.who();
     }
 
     /// Sends `who` and returns its output.

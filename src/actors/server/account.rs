@@ -1,66 +1,45 @@
 //! `Account`: one actor per logged-in account. It runs the account's
-//! commands and enforces MULTISESSION_MODE over its sessions.
+//! commands, enforces MULTISESSION_MODE and puppet ownership over its
+//! sessions and characters, and routes replies.
 //!
-//! The rules live in [`AccountSessions`], a plain struct tested without a
-//! `System`; the actor only wires them to messages. The actor is started at
-//! the account's first login and stopped when its last session leaves.
+//! The rules live in [`PuppetRules`], a plain struct tested without a
+//! `System`; this actor turns its outcomes into messages to the sessions, the
+//! session handler (puppet changes are synced to the Portal) and the world.
+//! It is started at the account's first login and stopped when its last
+//! session leaves.
+
+use std::collections::{BTreeMap, HashMap};
 
 use actix::prelude::*;
 
 use super::context::ServerContext;
-use super::handler::{AccountGone, DisconnectSession, GetSessions, Settle};
+use super::handler::{
+    AccountGone, Announce, Boot, ChangeOption, DisconnectSession, GetSessions, SetPuppet, Settle,
+};
 use super::link::ToPortal;
-use crate::actors::db::GetAccount;
-use crate::commands::account::{self as text, AccountCommand, LOGGED_IN_ELSEWHERE, QUIT_ALL};
+use super::rules::{DeleteError, PuppetRules, Release};
+use super::world::{
+    Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, SetPuppeteers,
+};
+use crate::actors::db::{
+    ChangePassword, CharacterRecord, CreateCharacter, DeleteCharacter, GetAccount, LoadCharacters,
+    MarkPuppeted,
+};
+use crate::commands::account::{self as text, AccountCommand, CharacterLine};
+use crate::commands::character::{self as ic_text, CharacterCommand};
 use crate::commands::not_available;
+use crate::models::DbError;
 use crate::protocols::link::{Input, ServerToPortal};
-use crate::session::{now_millis, AccountId, SessionId};
-
-/// The sessions of one account and the MULTISESSION_MODE rules over them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccountSessions {
-    sessions: Vec<SessionId>,
-}
-
-impl AccountSessions {
-    /// Adds a session; answers the sessions that must be disconnected. In mode
-    /// 0 a new login kicks every older session; a session restored by a resync
-    /// kicks nobody.
-    pub fn attach(&mut self, sessid: SessionId, mode: u8, restored: bool) -> Vec<SessionId> {
-        let kicked = if mode == 0 && !restored {
-            std::mem::take(&mut self.sessions)
-                .into_iter()
-                .filter(|s| *s != sessid)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if !self.sessions.contains(&sessid) {
-            self.sessions.push(sessid);
-        }
-        kicked
-    }
-
-    pub fn detach(&mut self, sessid: SessionId) {
-        self.sessions.retain(|s| *s != sessid);
-    }
-
-    pub fn all(&self) -> &[SessionId] {
-        &self.sessions
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
-}
+use crate::session::{now_millis, AccountId, CharacterId, SessionId, SessionSyncData};
 
 /// A session joined this account.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct AttachSession {
     pub sessid: SessionId,
-    /// Rebuilt from a Portal resync: no kicks, no greeting.
-    pub restored: bool,
+    /// `Some(puppet)` when rebuilt from a Portal resync: no kicks, no
+    /// greeting, and the puppet comes back silently.
+    pub restored: Option<Option<CharacterId>>,
 }
 
 /// A session left this account; `last` stops the actor.
@@ -83,32 +62,148 @@ pub struct Account {
     id: AccountId,
     name: String,
     superuser: bool,
-    sessions: AccountSessions,
+    rules: PuppetRules,
+    characters: BTreeMap<CharacterId, CharacterRecord>,
+    last_puppet: Option<CharacterId>,
+    /// Sessions that were asked to confirm a `chardelete`.
+    pending_delete: HashMap<SessionId, CharacterId>,
     server: ServerContext,
 }
 
 impl Account {
     pub fn new(id: AccountId, name: String, server: ServerContext) -> Self {
+        let s = &server.settings.server;
+        let rules = PuppetRules::new(
+            s.multisession_mode,
+            s.max_nr_simultaneous_puppets,
+            s.max_nr_characters,
+            false,
+        );
         Self {
             id,
             name,
             superuser: false,
-            sessions: AccountSessions::default(),
+            rules,
+            characters: BTreeMap::new(),
+            last_puppet: None,
+            pending_delete: HashMap::new(),
             server,
         }
     }
 
+    /// Text to one session only.
     fn say(&self, sessid: SessionId, text: impl Into<String>) {
         self.server.say(sessid, text);
     }
 
-    /// Fetches this account's sessions (or all), then answers with `render`.
-    fn reply_with_sessions(
+    /// The reply to a command: the session that typed it, and in modes 1 and
+    /// 3 every session sharing its puppet.
+    fn reply(&self, sessid: SessionId, text: impl Into<String>) {
+        let targets = self.rules.reply_targets(sessid);
+        self.server.say_many(targets, text);
+    }
+
+    fn character_named(&self, name: &str) -> Option<&CharacterRecord> {
+        let key = name.trim().to_lowercase();
+        self.characters
+            .values()
+            .find(|c| c.name.to_lowercase() == key)
+    }
+
+    fn names(&self) -> HashMap<CharacterId, String> {
+        self.characters
+            .iter()
+            .map(|(id, c)| (*id, c.name.clone()))
+            .collect()
+    }
+
+    /// Tells the world and the Portal that a session let go of a puppet.
+    fn apply_release(&self, release: Option<Release>) {
+        let Some(release) = release else {
+            return;
+        };
+        if release.left_world {
+            self.server.world.do_send(LeaveWorld {
+                character: release.character,
+            });
+        } else {
+            self.server.world.do_send(SetPuppeteers {
+                character: release.character,
+                sessions: self.rules.sessions_of(release.character),
+            });
+        }
+    }
+
+    fn set_puppet(&self, sessid: SessionId, puppet: Option<CharacterId>) {
+        self.server.handler.do_send(SetPuppet { sessid, puppet });
+    }
+
+    /// `ic`: puppets `character` from `sessid` and tells everyone concerned.
+    fn puppet(&mut self, sessid: SessionId, character: CharacterId) {
+        let Some(record) = self.characters.get(&character).cloned() else {
+            self.say(sessid, "That is not a valid character choice.");
+            return;
+        };
+        let change = match self.rules.puppet(sessid, character) {
+            Ok(change) => change,
+            Err(e) => {
+                self.say(sessid, e.message());
+                return;
+            }
+        };
+        if let Some(old) = change.released {
+            if old.character != character {
+                self.apply_release(Some(old));
+            }
+        }
+        for s in &change.taken_from {
+            self.say(*s, text::taken_over(&record.name));
+            self.set_puppet(*s, None);
+        }
+        for s in &change.shared_with {
+            self.say(*s, text::now_shared(&record.name));
+        }
+        if !change.taken_from.is_empty() {
+            self.say(sessid, text::taking_over(&record.name));
+        }
+        if !change.shared_with.is_empty() {
+            self.say(sessid, text::sharing(&record.name));
+        }
+        self.say(sessid, ic_text::you_become(&record.name));
+        self.set_puppet(sessid, Some(character));
+        self.server.world.do_send(EnterWorld {
+            character,
+            name: record.name.clone(),
+            location: record.location,
+            sessions: self.rules.sessions_of(character),
+            announce: change.entered,
+            look_to: vec![sessid],
+        });
+        self.last_puppet = Some(character);
+        self.server.db.do_send(MarkPuppeted {
+            character,
+            account: self.id,
+        });
+    }
+
+    fn unpuppet(&mut self, sessid: SessionId, ctx: &mut Context<Self>) {
+        match self.rules.unpuppet(sessid) {
+            None => self.say(sessid, text::ALREADY_OOC),
+            Some(release) => {
+                self.apply_release(Some(release));
+                self.set_puppet(sessid, None);
+                self.say(sessid, text::GO_OOC);
+                self.ooc_look(sessid, ctx);
+            }
+        }
+    }
+
+    /// Fetches session records (this account's, or all), then answers.
+    fn with_sessions(
         &self,
-        sessid: SessionId,
         all: bool,
         ctx: &mut Context<Self>,
-        render: impl FnOnce(&Self, Vec<crate::session::SessionSyncData>) -> String + 'static,
+        then: impl FnOnce(&mut Self, Vec<SessionSyncData>, &mut Context<Self>) + 'static,
     ) {
         let account = (!all).then_some(self.id);
         ctx.wait(
@@ -116,48 +211,108 @@ impl Account {
                 .handler
                 .send(GetSessions { account })
                 .into_actor(self)
-                .map(move |result, act, _| {
+                .map(move |result, act, ctx| {
                     if let Ok(sessions) = result {
-                        let out = render(act, sessions);
-                        act.say(sessid, out);
+                        then(act, sessions, ctx);
                     }
                 }),
         );
     }
 
+    fn ooc_look(&self, sessid: SessionId, ctx: &mut Context<Self>) {
+        self.with_sessions(false, ctx, move |act, sessions, _| {
+            let lines: Vec<CharacterLine<'_>> = act
+                .characters
+                .values()
+                .map(|c| CharacterLine {
+                    name: &c.name,
+                    played_in: act.rules.sessions_of(c.id),
+                })
+                .collect();
+            let max = act.rules.character_limit();
+            let out = text::ooc_look(&act.name, &sessions, sessid, &lines, max);
+            act.say(sessid, out);
+        });
+    }
+
     fn run(&mut self, sessid: SessionId, line: &str, ctx: &mut Context<Self>) {
+        if let Some(character) = self.pending_delete.remove(&sessid) {
+            self.confirm_delete(sessid, character, text::is_yes(line), ctx);
+            return;
+        }
+        if let Some(puppet) = self.rules.puppet_of(sessid) {
+            if let Some(command) = ic_text::parse(line) {
+                let action = match command {
+                    CharacterCommand::Look => Action::Look,
+                    CharacterCommand::Say(t) => Action::Say(t),
+                    CharacterCommand::Pose(t) => Action::Pose(t),
+                };
+                self.server.world.do_send(Act {
+                    character: puppet,
+                    action,
+                    reply_to: self.rules.reply_targets(sessid),
+                });
+                return;
+            }
+        }
         let Some(command) = text::parse(line, &self.server.settings.server.idle_command) else {
             return;
         };
         match command {
             AccountCommand::Idle => {}
-            AccountCommand::Look => self.reply_with_sessions(sessid, false, ctx, move |act, s| {
-                text::ooc_look(&act.name, &s, sessid)
+            AccountCommand::Look => self.ooc_look(sessid, ctx),
+            AccountCommand::Sessions => self.with_sessions(false, ctx, move |act, s, _| {
+                let out = text::sessions(&s, sessid, &act.names(), now_millis());
+                act.reply(sessid, out);
             }),
-            AccountCommand::Sessions => {
-                self.reply_with_sessions(sessid, false, ctx, move |_, s| {
-                    text::sessions(&s, sessid, now_millis())
-                })
-            }
-            AccountCommand::Who => self.reply_with_sessions(sessid, true, ctx, |act, s| {
-                text::who(&s, now_millis(), &act.server.settings.server.name)
-            }),
-            AccountCommand::Help => self.say(sessid, text::help_text(self.superuser)),
+            AccountCommand::Who => self.who(sessid, ctx),
+            AccountCommand::Help => self.reply(sessid, text::help_text(self.superuser)),
             AccountCommand::Quit { all: false } => {
-                let remaining = self.sessions.all().len().saturating_sub(1);
+                let remaining = self.rules.sessions().len().saturating_sub(1);
                 self.server.handler.do_send(DisconnectSession {
                     sessid,
                     reason: text::quit_message(remaining),
                 });
             }
             AccountCommand::Quit { all: true } => {
-                for s in self.sessions.all() {
+                for s in self.rules.sessions() {
                     self.server.handler.do_send(DisconnectSession {
-                        sessid: *s,
-                        reason: QUIT_ALL.to_owned(),
+                        sessid: s,
+                        reason: text::QUIT_ALL.to_owned(),
                     });
                 }
             }
+            AccountCommand::Ic { name } if name.is_empty() => match self.last_puppet {
+                Some(last) => self.puppet(sessid, last),
+                None => self.say(sessid, text::IC_USAGE),
+            },
+            AccountCommand::Ic { name } => match self.character_named(&name).map(|c| c.id) {
+                Some(id) => self.puppet(sessid, id),
+                None => self.say(sessid, "That is not a valid character choice."),
+            },
+            AccountCommand::Ooc => self.unpuppet(sessid, ctx),
+            AccountCommand::CharCreate { name, description } => {
+                self.create_character(sessid, name, description, ctx)
+            }
+            AccountCommand::CharDelete { name } => match self
+                .character_named(&name)
+                .map(|c| (c.id, c.name.clone()))
+            {
+                None => self.reply(sessid, "You have no such character to delete."),
+                Some((id, name)) => match self.rules.check_delete(id) {
+                    Err(DeleteError::Puppeted) => self.reply(sessid, text::PUPPETED_CANNOT_DELETE),
+                    Err(DeleteError::NotOwned) => {
+                        self.reply(sessid, "You have no such character to delete.")
+                    }
+                    Ok(()) => {
+                        self.pending_delete.insert(sessid, id);
+                        self.say(sessid, text::delete_question(&name));
+                    }
+                },
+            },
+            AccountCommand::Password { old, new } => self.change_password(sessid, old, new, ctx),
+            AccountCommand::Option { name, value } => self.option(sessid, name, value, ctx),
+            AccountCommand::Usage(usage) => self.reply(sessid, usage),
             AccountCommand::Reload { reason } if self.superuser => {
                 log::info!("{} asked for a reload", self.name);
                 self.server
@@ -166,14 +321,284 @@ impl Account {
             }
             AccountCommand::Shutdown { reason } if self.superuser => {
                 log::info!("{} asked for a shutdown", self.name);
-                self.say(sessid, "Shutting down server ...");
+                self.reply(sessid, "Shutting down server ...");
                 self.server
                     .link
                     .do_send(ToPortal(ServerToPortal::RequestShutdown { reason }));
             }
-            AccountCommand::Reload { .. } => self.say(sessid, not_available("reload")),
-            AccountCommand::Shutdown { .. } => self.say(sessid, not_available("shutdown")),
-            AccountCommand::Unknown(verb) => self.say(sessid, not_available(&verb)),
+            AccountCommand::Boot { target, reason } if self.superuser => {
+                let by = self.name.clone();
+                ctx.wait(
+                    self.server
+                        .handler
+                        .send(Boot {
+                            target: target.clone(),
+                            by,
+                            reason,
+                        })
+                        .into_actor(self)
+                        .map(move |result, act, _| match result {
+                            Ok(0) | Err(_) => act.reply(
+                                sessid,
+                                format!("No account or session '{target}' is connected."),
+                            ),
+                            Ok(n) => {
+                                act.reply(sessid, format!("Booted {n} session(s) of '{target}'."))
+                            }
+                        }),
+                );
+            }
+            AccountCommand::Announce { text: words } if self.superuser => {
+                self.server.handler.do_send(Announce {
+                    text: text::announcement(&self.name, &words),
+                });
+            }
+            AccountCommand::Reload { .. } => self.reply(sessid, not_available("reload")),
+            AccountCommand::Shutdown { .. } => self.reply(sessid, not_available("shutdown")),
+            AccountCommand::Boot { .. } => self.reply(sessid, not_available("boot")),
+            AccountCommand::Announce { .. } => self.reply(sessid, not_available("announce")),
+            AccountCommand::Unknown(verb) => self.walk_or_refuse(sessid, verb, ctx),
+        }
+    }
+
+    /// An unknown word from a character may be an exit name.
+    fn walk_or_refuse(&mut self, sessid: SessionId, verb: String, ctx: &mut Context<Self>) {
+        let Some(puppet) = self.rules.puppet_of(sessid) else {
+            self.reply(sessid, not_available(&verb));
+            return;
+        };
+        ctx.wait(
+            self.server
+                .world
+                .send(Go {
+                    character: puppet,
+                    word: verb.clone(),
+                })
+                .into_actor(self)
+                .map(move |walked, act, _| {
+                    if !matches!(walked, Ok(true)) {
+                        act.reply(sessid, not_available(&verb));
+                    }
+                }),
+        );
+    }
+
+    fn who(&self, sessid: SessionId, ctx: &mut Context<Self>) {
+        let superuser = self.superuser;
+        self.with_sessions(true, ctx, move |act, sessions, ctx| {
+            let game = act.server.settings.server.name.clone();
+            if !superuser {
+                act.reply(sessid, text::who(&sessions, now_millis(), &game));
+                return;
+            }
+            let puppets: Vec<CharacterId> = sessions.iter().filter_map(|s| s.puppet_id).collect();
+            ctx.wait(
+                act.server
+                    .world
+                    .send(Locate {
+                        characters: puppets,
+                    })
+                    .into_actor(act)
+                    .map(move |located, act, _| {
+                        let located = located.unwrap_or_default();
+                        act.reply(
+                            sessid,
+                            text::who_detailed(&sessions, &located, now_millis(), &game),
+                        );
+                    }),
+            );
+        });
+    }
+
+    fn create_character(
+        &mut self,
+        sessid: SessionId,
+        name: String,
+        description: String,
+        ctx: &mut Context<Self>,
+    ) {
+        if let Err(max) = self.rules.check_new_character() {
+            self.reply(sessid, DbError::CharacterLimit(max).to_string());
+            return;
+        }
+        let description = if description.is_empty() {
+            text::DEFAULT_DESCRIPTION.to_owned()
+        } else {
+            description
+        };
+        let request = CreateCharacter {
+            account: self.id,
+            name,
+            description,
+            max_characters: self.rules.character_limit(),
+        };
+        ctx.wait(
+            self.server
+                .db
+                .send(request)
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(Ok(record)) => {
+                        act.reply(sessid, text::created_character(&record.name));
+                        act.rules.add_owned(record.id);
+                        act.characters.insert(record.id, record);
+                    }
+                    Ok(Err(
+                        e @ (DbError::NameTaken
+                        | DbError::InvalidName(_)
+                        | DbError::CharacterLimit(_)),
+                    )) => act.reply(sessid, e.to_string()),
+                    Ok(Err(e)) => {
+                        log::error!("account {}: character creation failed: {e}", act.id);
+                        act.reply(
+                            sessid,
+                            "The character could not be created right now. Please try again later.",
+                        );
+                    }
+                    Err(e) => {
+                        log::error!("account {}: database unreachable: {e}", act.id);
+                        act.reply(
+                            sessid,
+                            "The character could not be created right now. Please try again later.",
+                        );
+                    }
+                }),
+        );
+    }
+
+    fn confirm_delete(
+        &mut self,
+        sessid: SessionId,
+        character: CharacterId,
+        yes: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let name = self
+            .characters
+            .get(&character)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        if !yes {
+            self.reply(sessid, text::DELETE_ABORTED);
+            return;
+        }
+        // Someone may have started playing it while we asked.
+        if self.rules.check_delete(character).is_err() {
+            self.reply(sessid, text::PUPPETED_CANNOT_DELETE);
+            return;
+        }
+        let request = DeleteCharacter {
+            account: self.id,
+            character,
+        };
+        ctx.wait(
+            self.server
+                .db
+                .send(request)
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(Ok(true)) => {
+                        act.characters.remove(&character);
+                        act.rules.remove_owned(character);
+                        if act.last_puppet == Some(character) {
+                            act.last_puppet = None;
+                        }
+                        act.server.world.do_send(ForgetCharacter { character });
+                        act.reply(sessid, text::deleted(&name));
+                    }
+                    Ok(Ok(false)) => act.reply(sessid, "You have no such character to delete."),
+                    Ok(Err(e)) => {
+                        log::error!("account {}: character deletion failed: {e}", act.id);
+                        act.reply(
+                            sessid,
+                            "The character could not be deleted right now. Please try again later.",
+                        );
+                    }
+                    Err(e) => {
+                        log::error!("account {}: database unreachable: {e}", act.id);
+                        act.reply(
+                            sessid,
+                            "The character could not be deleted right now. Please try again later.",
+                        );
+                    }
+                }),
+        );
+    }
+
+    fn change_password(
+        &mut self,
+        sessid: SessionId,
+        old: String,
+        new: String,
+        ctx: &mut Context<Self>,
+    ) {
+        let request = ChangePassword {
+            account: self.id,
+            old_password: old,
+            new_password: new,
+            min_password_length: self.server.settings.server.password_min_length,
+        };
+        ctx.wait(
+            self.server
+                .db
+                .send(request)
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(Ok(true)) => {
+                        log::info!("account {}: password changed", act.id);
+                        act.say(sessid, text::PASSWORD_CHANGED);
+                    }
+                    Ok(Ok(false)) => act.say(sessid, text::PASSWORD_WRONG),
+                    Ok(Err(DbError::WeakPassword(why))) => act.say(sessid, why),
+                    Ok(Err(e)) => {
+                        log::error!("account {}: password change failed: {e}", act.id);
+                        act.say(
+                            sessid,
+                            "The password could not be changed right now. Please try again later.",
+                        );
+                    }
+                    Err(e) => {
+                        log::error!("account {}: database unreachable: {e}", act.id);
+                        act.say(
+                            sessid,
+                            "The password could not be changed right now. Please try again later.",
+                        );
+                    }
+                }),
+        );
+    }
+
+    fn option(
+        &mut self,
+        sessid: SessionId,
+        name: String,
+        value: Option<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        match value {
+            Some(value) => ctx.wait(
+                self.server
+                    .handler
+                    .send(ChangeOption {
+                        sessid,
+                        name,
+                        value,
+                    })
+                    .into_actor(self)
+                    .map(move |result, act, _| {
+                        if let Ok(Ok(answer) | Err(answer)) = result {
+                            act.say(sessid, answer);
+                        }
+                    }),
+            ),
+            None => self.with_sessions(false, ctx, move |act, sessions, _| {
+                if let Some(s) = sessions.iter().find(|s| s.sessid == sessid) {
+                    act.say(
+                        sessid,
+                        text::option_table(&s.protocol_flags, &s.protocol_key),
+                    );
+                }
+            }),
         }
     }
 }
@@ -182,26 +607,53 @@ impl Actor for Account {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Permissions come from the database, never from the session record;
-        // commands wait until they are known.
+        // Permissions and characters come from the database, never from the
+        // session record; commands wait until they are known.
+        let db = self.server.db.clone();
+        let id = self.id;
         ctx.wait(
-            self.server
-                .db
-                .send(GetAccount { id: self.id })
-                .into_actor(self)
-                .map(|result, act, ctx| match result {
+            async move {
+                let account = db.send(GetAccount { id }).await;
+                let characters = db.send(LoadCharacters { account: id }).await;
+                (account, characters)
+            }
+            .into_actor(self)
+            .map(|(account, characters), act, ctx| {
+                match account {
                     Ok(Ok(Some(record))) => {
                         act.name = record.name;
                         act.superuser = record.is_superuser;
+                        act.rules.set_superuser(record.is_superuser);
                     }
                     Ok(Ok(None)) => {
                         log::warn!("account {} no longer exists", act.id);
                         act.server.handler.do_send(AccountGone { account: act.id });
                         ctx.stop();
+                        return;
                     }
                     Ok(Err(e)) => log::error!("account {}: cannot load: {e}", act.id),
                     Err(e) => log::error!("account {}: database unreachable: {e}", act.id),
-                }),
+                }
+                match characters {
+                    Ok(Ok(list)) => {
+                        // The last one played; a new account's only character
+                        // counts as its last (Evennia sets it at creation).
+                        act.last_puppet = list
+                            .iter()
+                            .filter(|c| c.last_puppeted_at.is_some())
+                            .max_by_key(|c| c.last_puppeted_at)
+                            .or(match list.as_slice() {
+                                [only] => Some(only),
+                                _ => None,
+                            })
+                            .map(|c| c.id);
+                        act.rules.set_owned(list.iter().map(|c| c.id));
+                        act.characters = list.into_iter().map(|c| (c.id, c)).collect();
+                    }
+                    Ok(Err(e)) => log::error!("account {}: cannot load characters: {e}", act.id),
+                    Err(e) => log::error!("account {}: database unreachable: {e}", act.id),
+                }
+            }),
         );
     }
 }
@@ -210,26 +662,51 @@ impl Handler<AttachSession> for Account {
     type Result = ();
 
     fn handle(&mut self, msg: AttachSession, ctx: &mut Context<Self>) {
-        let kicked = self.sessions.attach(
-            msg.sessid,
-            self.server.settings.server.multisession_mode,
-            msg.restored,
-        );
-        for sessid in kicked {
+        let sessid = msg.sessid;
+        let kicked = self.rules.attach(sessid, msg.restored);
+        for old in kicked {
+            // Mode 0: the older session goes now, its puppet with it.
+            let release = self.rules.detach(old);
+            self.apply_release(release);
             self.server.handler.do_send(DisconnectSession {
-                sessid,
-                reason: LOGGED_IN_ELSEWHERE.to_owned(),
+                sessid: old,
+                reason: text::LOGGED_IN_ELSEWHERE.to_owned(),
             });
         }
-        if !msg.restored {
-            let sessid = msg.sessid;
-            self.say(
-                sessid,
-                format!("\nWelcome, {}! You are logged in.", self.name),
-            );
-            self.reply_with_sessions(sessid, false, ctx, move |act, s| {
-                text::ooc_look(&act.name, &s, sessid)
-            });
+        match msg.restored {
+            Some(Some(_)) => {
+                if let Some(puppet) = self.rules.puppet_of(sessid) {
+                    if let Some(record) = self.characters.get(&puppet) {
+                        self.server.world.do_send(EnterWorld {
+                            character: puppet,
+                            name: record.name.clone(),
+                            location: record.location,
+                            sessions: self.rules.sessions_of(puppet),
+                            announce: false,
+                            look_to: Vec::new(),
+                        });
+                    }
+                } else {
+                    // The character is gone: the Portal must not keep it.
+                    self.set_puppet(sessid, None);
+                }
+            }
+            Some(None) => {}
+            None => {
+                self.say(
+                    sessid,
+                    format!("\nWelcome, {}! You are logged in.", self.name),
+                );
+                let target = if self.server.settings.server.auto_puppet_on_login {
+                    self.rules.auto_puppet_target(sessid, self.last_puppet)
+                } else {
+                    None
+                };
+                match target {
+                    Some(character) => self.puppet(sessid, character),
+                    None => self.ooc_look(sessid, ctx),
+                }
+            }
         }
     }
 }
@@ -238,7 +715,9 @@ impl Handler<DetachSession> for Account {
     type Result = ();
 
     fn handle(&mut self, msg: DetachSession, ctx: &mut Context<Self>) {
-        self.sessions.detach(msg.sessid);
+        self.pending_delete.remove(&msg.sessid);
+        let release = self.rules.detach(msg.sessid);
+        self.apply_release(release);
         if msg.last {
             ctx.stop();
         }
@@ -249,6 +728,9 @@ impl Handler<AccountInput> for Account {
     type Result = ();
 
     fn handle(&mut self, msg: AccountInput, ctx: &mut Context<Self>) {
+        if !self.rules.has_session(msg.sessid) {
+            return;
+        }
         match msg.input {
             Input::Text(line) => self.run(msg.sessid, &line, ctx),
             Input::Oob(oob) => {
@@ -262,43 +744,4 @@ impl Handler<Settle> for Account {
     type Result = ();
 
     fn handle(&mut self, _: Settle, _: &mut Context<Self>) {}
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mode_0_login_kicks_every_older_session() {
-        let mut a = AccountSessions::default();
-        assert!(a.attach(SessionId(1), 0, false).is_empty());
-        assert_eq!(a.attach(SessionId(2), 0, false), vec![SessionId(1)]);
-        assert_eq!(a.all(), &[SessionId(2)]);
-    }
-
-    #[test]
-    fn restored_sessions_kick_nobody() {
-        let mut a = AccountSessions::default();
-        a.attach(SessionId(1), 0, true);
-        assert!(a.attach(SessionId(2), 0, true).is_empty());
-        assert_eq!(a.all().len(), 2);
-    }
-
-    #[test]
-    fn modes_1_to_3_keep_every_session() {
-        for mode in 1..=3 {
-            let mut a = AccountSessions::default();
-            a.attach(SessionId(1), mode, false);
-            assert!(a.attach(SessionId(2), mode, false).is_empty());
-            assert_eq!(a.all().len(), 2);
-        }
-    }
-
-    #[test]
-    fn detach_removes_and_empties() {
-        let mut a = AccountSessions::default();
-        a.attach(SessionId(1), 1, false);
-        a.detach(SessionId(1));
-        assert!(a.is_empty());
-    }
 }

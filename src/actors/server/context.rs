@@ -1,5 +1,6 @@
 //! `ServerContext`: the handles every per-session and per-account actor on
-//! the Server needs (settings, the session handler, the link, the database),
+//! the Server needs (settings, the session handler, the link, the database,
+//! the world),
 //! and the one way they send a player text.
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use actix::Addr;
 
 use super::handler::ServerSessionHandler;
 use super::link::{PortalLink, ToPortal};
+use super::world::World;
 use crate::actors::db::DbExecutor;
 use crate::protocols::link::{Output, ServerToPortal};
 use crate::session::SessionId;
@@ -19,6 +21,7 @@ pub struct ServerContext {
     pub handler: Addr<ServerSessionHandler>,
     pub link: Addr<PortalLink>,
     pub db: Addr<DbExecutor>,
+    pub world: Addr<World>,
 }
 
 impl ServerContext {
@@ -28,5 +31,17 @@ impl ServerContext {
             sessid,
             output: Output::Text(text.into()),
         }));
+    }
+
+    /// Sends `text` to several sessions at once.
+    pub fn say_many(&self, sessids: Vec<SessionId>, text: impl Into<String>) {
+        match sessids.as_slice() {
+            [] => {}
+            [one] => self.say(*one, text),
+            _ => self.link.do_send(ToPortal(ServerToPortal::DataOutMany {
+                sessids,
+                output: Output::Text(text.into()),
+            })),
+        }
     }
 }

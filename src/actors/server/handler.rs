@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::future::join_all;
@@ -18,15 +18,21 @@ use super::account::{Account, AttachSession, DetachSession};
 use super::context::ServerContext;
 use super::link::{PortalLink, ToPortal};
 use super::session::{ServerSession, SessionCommand, StopSession};
+use super::throttle::{Throttle, CREATION_THROTTLED, LOGIN_THROTTLED};
+use super::world::World;
 use super::StopRequest;
 use crate::actors::db::{AccountRecord, DbExecutor};
-use crate::commands::account::IDLE_TIMEOUT_REASON;
+use crate::commands::account::{apply_option, booted, IDLE_TIMEOUT_REASON};
 use crate::protocols::link::{Output, PortalToServer, RestartMode, ServerToPortal};
-use crate::session::{now_millis, AccountId, ProtocolFlags, SessionId, SessionSyncData};
+use crate::session::{
+    now_millis, AccountId, CharacterId, ProtocolFlags, SessionId, SessionSyncData,
+};
 use crate::settings::Settings;
 
 /// Announced to everyone once the Server is back after a reload or crash.
 pub const SERVER_RESTARTED_MESSAGE: &str = " ... Server restarted.";
+/// How often throttle entries whose window passed are dropped.
+const THROTTLE_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a stopping Server waits for commands already under way.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often idle sessions are looked for (only when `idle_timeout > 0`).
@@ -80,6 +86,64 @@ pub struct AccountGone {
     pub account: AccountId,
 }
 
+/// A session's puppet changed; the record is synced to the Portal so a
+/// reload or crash restores it.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SetPuppet {
+    pub sessid: SessionId,
+    pub puppet: Option<CharacterId>,
+}
+
+/// `option NAME = VALUE` for one session; answers the player's text.
+#[derive(Message, Debug)]
+#[rtype(result = "Result<String, String>")]
+pub struct ChangeOption {
+    pub sessid: SessionId,
+    pub name: String,
+    pub value: String,
+}
+
+/// Disconnect the sessions of an account (by name) or one session (by id);
+/// answers how many were disconnected.
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct Boot {
+    pub target: String,
+    pub by: String,
+    pub reason: String,
+}
+
+/// A message to every session, logged in or not.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Announce {
+    pub text: String,
+}
+
+/// Which per-address throttle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleKind {
+    Login,
+    Creation,
+}
+
+/// Is `address` throttled? Answers the refusal text if so.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<&'static str>")]
+pub struct CheckThrottle {
+    pub kind: ThrottleKind,
+    pub address: String,
+}
+
+/// Count a failed login or a created account for `address`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RecordThrottle {
+    pub kind: ThrottleKind,
+    pub address: String,
+}
+
 /// Answered once everything queued before it in an actor's mailbox is done.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -100,6 +164,9 @@ pub struct ServerSessionHandler {
     settings: Arc<Settings>,
     link: Addr<PortalLink>,
     db: Addr<DbExecutor>,
+    world: Addr<World>,
+    login_throttle: Throttle,
+    creation_throttle: Throttle,
     stop: mpsc::UnboundedSender<StopRequest>,
     sessions: HashMap<SessionId, Entry>,
     accounts: HashMap<AccountId, Addr<Account>>,
@@ -111,12 +178,20 @@ impl ServerSessionHandler {
         settings: Arc<Settings>,
         link: Addr<PortalLink>,
         db: Addr<DbExecutor>,
+        world: Addr<World>,
         stop: mpsc::UnboundedSender<StopRequest>,
     ) -> Self {
+        let t = &settings.throttle;
         Self {
+            login_throttle: Throttle::new(t.login_limit, Duration::from_secs(t.login_timeout)),
+            creation_throttle: Throttle::new(
+                t.creation_limit,
+                Duration::from_secs(t.creation_timeout),
+            ),
             settings,
             link,
             db,
+            world,
             stop,
             sessions: HashMap::new(),
             accounts: HashMap::new(),
@@ -130,6 +205,7 @@ impl ServerSessionHandler {
             handler: ctx.address(),
             link: self.link.clone(),
             db: self.db.clone(),
+            world: self.world.clone(),
         }
     }
 
@@ -160,7 +236,7 @@ impl ServerSessionHandler {
                 let addr = self.account_actor(id, &name, ctx);
                 addr.do_send(AttachSession {
                     sessid: record.sessid,
-                    restored: true,
+                    restored: Some(record.puppet_id),
                 });
                 Some(addr)
             }
@@ -314,6 +390,11 @@ impl Actor for ServerSessionHandler {
         if self.settings.server.idle_timeout > 0 {
             ctx.run_interval(IDLE_CHECK_INTERVAL, |act, _| act.check_idle());
         }
+        ctx.run_interval(THROTTLE_SWEEP_INTERVAL, |act, _| {
+            let now = Instant::now();
+            act.login_throttle.sweep(now);
+            act.creation_throttle.sweep(now);
+        });
     }
 }
 
@@ -399,7 +480,7 @@ impl Handler<Login> for ServerSessionHandler {
         let addr = self.account_actor(msg.account.id, &msg.account.name, ctx);
         addr.do_send(AttachSession {
             sessid: msg.sessid,
-            restored: false,
+            restored: None,
         });
         let total = self
             .sessions
@@ -452,6 +533,130 @@ impl Handler<UpdateFlags> for ServerSessionHandler {
     }
 }
 
+impl Handler<SetPuppet> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetPuppet, _: &mut Context<Self>) {
+        if let Some(entry) = self.sessions.get_mut(&msg.sessid) {
+            if entry.record.puppet_id != msg.puppet {
+                entry.record.puppet_id = msg.puppet;
+                let record = entry.record.clone();
+                self.to_portal(ServerToPortal::SessionsSync {
+                    sessions: vec![record],
+                });
+            }
+        }
+    }
+}
+
+impl Handler<ChangeOption> for ServerSessionHandler {
+    type Result = Result<String, String>;
+
+    fn handle(&mut self, msg: ChangeOption, _: &mut Context<Self>) -> Self::Result {
+        let entry = self
+            .sessions
+            .get_mut(&msg.sessid)
+            .ok_or_else(|| "Session not found.".to_owned())?;
+        let answer = apply_option(&mut entry.record.protocol_flags, &msg.name, &msg.value)?;
+        let record = entry.record.clone();
+        self.to_portal(ServerToPortal::SessionsSync {
+            sessions: vec![record],
+        });
+        Ok(answer)
+    }
+}
+
+impl Handler<Boot> for ServerSessionHandler {
+    type Result = usize;
+
+    fn handle(&mut self, msg: Boot, _: &mut Context<Self>) -> usize {
+        let by_id = msg
+            .target
+            .trim_start_matches('#')
+            .parse::<u64>()
+            .ok()
+            .map(SessionId);
+        let name = msg.target.to_lowercase();
+        let targets: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|e| {
+                Some(e.record.sessid) == by_id
+                    || (e.record.logged_in
+                        && e.record
+                            .account_name
+                            .as_deref()
+                            .map(str::to_lowercase)
+                            .as_deref()
+                            == Some(name.as_str()))
+            })
+            .map(|e| e.record.sessid)
+            .collect();
+        log::info!(
+            "{} boots {} ({} session(s))",
+            msg.by,
+            msg.target,
+            targets.len()
+        );
+        for sessid in &targets {
+            self.disconnect(*sessid, booted(&msg.by, &msg.reason));
+        }
+        targets.len()
+    }
+}
+
+impl Handler<Announce> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: Announce, _: &mut Context<Self>) {
+        self.announce(&msg.text);
+    }
+}
+
+impl ServerSessionHandler {
+    fn exempt(&self, address: &str) -> bool {
+        self.settings.throttle.exempt_loopback
+            && address
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
+    fn throttle(&mut self, kind: ThrottleKind) -> &mut Throttle {
+        match kind {
+            ThrottleKind::Login => &mut self.login_throttle,
+            ThrottleKind::Creation => &mut self.creation_throttle,
+        }
+    }
+}
+
+impl Handler<CheckThrottle> for ServerSessionHandler {
+    type Result = Option<&'static str>;
+
+    fn handle(&mut self, msg: CheckThrottle, _: &mut Context<Self>) -> Self::Result {
+        if !self
+            .throttle(msg.kind)
+            .is_blocked(&msg.address, Instant::now())
+        {
+            return None;
+        }
+        log::warn!("{:?} throttle refuses {}", msg.kind, msg.address);
+        Some(match msg.kind {
+            ThrottleKind::Login => LOGIN_THROTTLED,
+            ThrottleKind::Creation => CREATION_THROTTLED,
+        })
+    }
+}
+
+impl Handler<RecordThrottle> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordThrottle, _: &mut Context<Self>) {
+        if !self.exempt(&msg.address) {
+            self.throttle(msg.kind).record(&msg.address, Instant::now());
+        }
+    }
+}
+
 impl Handler<AccountGone> for ServerSessionHandler {
     type Result = ();
 
@@ -499,6 +704,7 @@ impl Handler<PrepareStop> for ServerSessionHandler {
                     let accounts: Vec<Addr<Account>> = act.accounts.values().cloned().collect();
                     settle(accounts, "accounts").into_actor(act)
                 })
+                .then(|(), act, _| settle(vec![act.world.clone()], "world writes").into_actor(act))
                 .map(|(), act, _| {
                     let sessions: Vec<SessionSyncData> =
                         act.sessions.values().map(|e| e.record.clone()).collect();

@@ -11,7 +11,10 @@ pub mod account;
 pub mod context;
 pub mod handler;
 pub mod link;
+pub mod rules;
 pub mod session;
+pub mod throttle;
+pub mod world;
 
 use std::sync::Arc;
 
@@ -26,6 +29,7 @@ use crate::models::{self, DbError};
 use crate::settings::{Settings, SettingsError};
 use handler::{PrepareStop, ServerSessionHandler};
 use link::{FlushAndClose, PortalLink, SetHandler};
+use world::World;
 
 /// Why the Server stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +81,15 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
 
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
     let link = PortalLink::new(portal, settings.portal.link_secret.clone()).start();
-    let handler =
-        ServerSessionHandler::new(Arc::clone(&settings), link.clone(), db, stop_tx.clone()).start();
+    let world = World::new(link.clone(), db.clone()).start();
+    let handler = ServerSessionHandler::new(
+        Arc::clone(&settings),
+        link.clone(),
+        db,
+        world,
+        stop_tx.clone(),
+    )
+    .start();
     link.do_send(SetHandler(handler.clone()));
     game_dir.write_pid(SERVER_PID_FILE, std::process::id())?;
     let signals = actix_rt::spawn(forward_signals(stop_tx));

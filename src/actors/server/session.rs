@@ -10,14 +10,21 @@ use actix::prelude::*;
 
 use super::account::{Account, AccountInput};
 use super::context::ServerContext;
-use super::handler::{DisconnectSession, Login, Settle, UpdateFlags};
-use crate::actors::db::{Authenticate, CreateAccount};
+use super::handler::{
+    CheckThrottle, DisconnectSession, Login, RecordThrottle, Settle, ThrottleKind, UpdateFlags,
+};
+use crate::actors::db::{Authenticate, CreateAccount, CreateCharacter};
+use crate::commands::account::DEFAULT_DESCRIPTION;
 use crate::commands::not_available;
 use crate::commands::unloggedin::{self, UnloggedInCommand, GOODBYE, LOGIN_FAILED};
 use crate::models::DbError;
 use crate::protocols::link::Input;
 use crate::protocols::telnet::parser::Encoding;
 use crate::session::{ProtocolFlags, SessionId};
+
+const DB_UNAVAILABLE: &str =
+    "The game cannot check your password right now. Please try again later.";
+const CREATE_FAILED: &str = "The account could not be created right now. Please try again later.";
 
 /// A line or OOB call from this session's player.
 #[derive(Message, Debug)]
@@ -124,25 +131,34 @@ impl ServerSession {
         let db = self.server.db.clone();
         let handler = self.server.handler.clone();
         let sessid = self.sessid;
+        let address = self.address.clone();
         // `wait` holds this session's later lines until the login is settled.
         ctx.wait(
             async move {
+                // A throttled address is refused before any hash is computed.
+                let check = CheckThrottle {
+                    kind: ThrottleKind::Login,
+                    address: address.clone(),
+                };
+                if let Ok(Some(refusal)) = handler.send(check).await {
+                    return Err(refusal.to_owned());
+                }
                 let record = match db.send(Authenticate { name, password }).await {
                     Ok(Ok(Some(record))) => record,
-                    Ok(Ok(None)) => return Err(LOGIN_FAILED.to_owned()),
+                    Ok(Ok(None)) => {
+                        handler.do_send(RecordThrottle {
+                            kind: ThrottleKind::Login,
+                            address,
+                        });
+                        return Err(LOGIN_FAILED.to_owned());
+                    }
                     Ok(Err(e)) => {
                         log::error!("session {sessid}: login failed in the database: {e}");
-                        return Err(
-                            "The game cannot check your password right now. Please try again later."
-                                .to_owned(),
-                        );
+                        return Err(DB_UNAVAILABLE.to_owned());
                     }
                     Err(e) => {
                         log::error!("session {sessid}: database executor unreachable: {e}");
-                        return Err(
-                            "The game cannot check your password right now. Please try again later."
-                                .to_owned(),
-                        );
+                        return Err(DB_UNAVAILABLE.to_owned());
                     }
                 };
                 match handler
@@ -172,43 +188,81 @@ impl ServerSession {
             superuser: false,
             min_password_length: self.server.settings.server.password_min_length,
         };
+        let with_character = self
+            .server
+            .settings
+            .server
+            .auto_create_character_with_account;
+        let db = self.server.db.clone();
+        let handler = self.server.handler.clone();
         let sessid = self.sessid;
         let address = self.address.clone();
         ctx.wait(
-            self.server
-                .db
-                .send(request)
-                .into_actor(self)
-                .map(move |result, act, _| match result {
+            async move {
+                let check = CheckThrottle {
+                    kind: ThrottleKind::Creation,
+                    address: address.clone(),
+                };
+                if let Ok(Some(refusal)) = handler.send(check).await {
+                    return vec![refusal.to_owned()];
+                }
+                let record = match db.send(request).await {
                     // The account is committed before the player hears of it.
-                    Ok(Ok(record)) => {
-                        log::info!(
-                            "session {sessid} from {address} created account {}",
-                            record.name
-                        );
-                        act.say(format!(
-                            "A new account '{}' was created. Welcome!\n\
-                             You can now log in with the command 'connect {} <password>'.",
-                            record.name, record.name
-                        ));
-                    }
+                    Ok(Ok(record)) => record,
                     Ok(Err(DbError::NameTaken)) => {
-                        act.say("Sorry, there is already an account with that name.")
+                        return vec!["Sorry, there is already an account with that name.".to_owned()]
                     }
-                    Ok(Err(DbError::InvalidName(why) | DbError::WeakPassword(why))) => act.say(why),
+                    Ok(Err(DbError::InvalidName(why) | DbError::WeakPassword(why))) => {
+                        return vec![why]
+                    }
                     Ok(Err(e)) => {
                         log::error!("session {sessid}: account creation failed: {e}");
-                        act.say(
-                            "The account could not be created right now. Please try again later.",
-                        );
+                        return vec![CREATE_FAILED.to_owned()];
                     }
                     Err(e) => {
                         log::error!("session {sessid}: database executor unreachable: {e}");
-                        act.say(
-                            "The account could not be created right now. Please try again later.",
-                        );
+                        return vec![CREATE_FAILED.to_owned()];
                     }
-                }),
+                };
+                handler.do_send(RecordThrottle {
+                    kind: ThrottleKind::Creation,
+                    address: address.clone(),
+                });
+                log::info!("session {sessid} from {address} created account {}", record.name);
+                let mut lines = vec![format!(
+                    "A new account '{}' was created. Welcome!\n\
+                     You can now log in with the command 'connect {} <password>'.",
+                    record.name, record.name
+                )];
+                if with_character {
+                    let character = CreateCharacter {
+                        account: record.id,
+                        name: record.name.clone(),
+                        description: DEFAULT_DESCRIPTION.to_owned(),
+                        max_characters: 0,
+                    };
+                    match db.send(character).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(DbError::NameTaken)) => lines.push(format!(
+                            "No character was made for you: a character called '{}' exists already. \
+                             Use charcreate <name> once you are logged in.",
+                            record.name
+                        )),
+                        Ok(Err(e)) => {
+                            log::error!("session {sessid}: character creation failed: {e}");
+                            lines.push("No character was made for you; use charcreate <name> once you are logged in.".to_owned());
+                        }
+                        Err(e) => log::error!("session {sessid}: database executor unreachable: {e}"),
+                    }
+                }
+                lines
+            }
+            .into_actor(self)
+            .map(|lines, act, _| {
+                for line in lines {
+                    act.say(line);
+                }
+            }),
         );
     }
 }
