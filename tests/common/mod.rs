@@ -126,6 +126,17 @@ impl Game {
             .expect("run gatehouse")
     }
 
+    /// Runs a CLI subcommand with extra environment.
+    pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        Command::new(bin())
+            .arg("--game-dir")
+            .arg(self.path())
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run gatehouse")
+    }
+
     pub fn connect(&self) -> Client {
         Client::connect(self.telnet_port)
     }
@@ -308,9 +319,16 @@ impl Client {
         self.sync();
     }
 
-    /// Consumes everything sent so far: `who` is answered after it.
-    pub fn sync(&mut self) {
-        self.who();
+    /// Consumes everything sent to this client so far and returns it. The
+    /// marker is an unknown command with a unique name, so the answer that
+    /// ends the wait is this call's own even where replies are shared
+    /// between sessions (modes 1 and 3).
+    pub fn sync(&mut self) -> String {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let marker = format!("sync-marker-{n}");
+        self.send(&marker);
+        self.expect(&format!("'{marker}' is not available."))
     }
 
     /// Sends `who` and returns its output.

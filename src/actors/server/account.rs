@@ -19,7 +19,7 @@ use super::handler::{
 use super::link::ToPortal;
 use super::rules::{DeleteError, PuppetRules, Release};
 use super::world::{
-    Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, SetPuppeteers,
+    Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, SetPuppeteers, World,
 };
 use crate::actors::db::{
     ChangePassword, CharacterRecord, CreateCharacter, DeleteCharacter, GetAccount, LoadCharacters,
@@ -134,12 +134,29 @@ impl Account {
         }
     }
 
+    /// Hands `msg` to the world and holds this account's next command until
+    /// the world has sent its output, so a player's output stays in the order
+    /// of their commands.
+    fn in_world<M>(&self, msg: M, ctx: &mut Context<Self>)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        World: Handler<M>,
+    {
+        ctx.wait(
+            self.server
+                .world
+                .send(msg)
+                .into_actor(self)
+                .map(|_, _, _| ()),
+        );
+    }
+
     fn set_puppet(&self, sessid: SessionId, puppet: Option<CharacterId>) {
         self.server.handler.do_send(SetPuppet { sessid, puppet });
     }
 
     /// `ic`: puppets `character` from `sessid` and tells everyone concerned.
-    fn puppet(&mut self, sessid: SessionId, character: CharacterId) {
+    fn puppet(&mut self, sessid: SessionId, character: CharacterId, ctx: &mut Context<Self>) {
         let Some(record) = self.characters.get(&character).cloned() else {
             self.say(sessid, "That is not a valid character choice.");
             return;
@@ -171,14 +188,17 @@ impl Account {
         }
         self.say(sessid, ic_text::you_become(&record.name));
         self.set_puppet(sessid, Some(character));
-        self.server.world.do_send(EnterWorld {
-            character,
-            name: record.name.clone(),
-            location: record.location,
-            sessions: self.rules.sessions_of(character),
-            announce: change.entered,
-            look_to: vec![sessid],
-        });
+        self.in_world(
+            EnterWorld {
+                character,
+                name: record.name.clone(),
+                location: record.location,
+                sessions: self.rules.sessions_of(character),
+                announce: change.entered,
+                look_to: vec![sessid],
+            },
+            ctx,
+        );
         self.last_puppet = Some(character);
         self.server.db.do_send(MarkPuppeted {
             character,
@@ -247,11 +267,15 @@ impl Account {
                     CharacterCommand::Say(t) => Action::Say(t),
                     CharacterCommand::Pose(t) => Action::Pose(t),
                 };
-                self.server.world.do_send(Act {
-                    character: puppet,
-                    action,
-                    reply_to: self.rules.reply_targets(sessid),
-                });
+                let reply_to = self.rules.reply_targets(sessid);
+                self.in_world(
+                    Act {
+                        character: puppet,
+                        action,
+                        reply_to,
+                    },
+                    ctx,
+                );
                 return;
             }
         }
@@ -283,11 +307,11 @@ impl Account {
                 }
             }
             AccountCommand::Ic { name } if name.is_empty() => match self.last_puppet {
-                Some(last) => self.puppet(sessid, last),
+                Some(last) => self.puppet(sessid, last, ctx),
                 None => self.say(sessid, text::IC_USAGE),
             },
             AccountCommand::Ic { name } => match self.character_named(&name).map(|c| c.id) {
-                Some(id) => self.puppet(sessid, id),
+                Some(id) => self.puppet(sessid, id, ctx),
                 None => self.say(sessid, "That is not a valid character choice."),
             },
             AccountCommand::Ooc => self.unpuppet(sessid, ctx),
@@ -703,7 +727,7 @@ impl Handler<AttachSession> for Account {
                     None
                 };
                 match target {
-                    Some(character) => self.puppet(sessid, character),
+                    Some(character) => self.puppet(sessid, character, ctx),
                     None => self.ooc_look(sessid, ctx),
                 }
             }
