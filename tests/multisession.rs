@@ -177,7 +177,7 @@ fn mode_2_reload_restores_both_puppets_to_the_right_sessions() {
     let table = a.expect("Your current session(s):");
     let rows = drain(&mut a);
     assert!(
-        table.len() > 0 && rows.contains("Echo") && rows.contains("Fern"),
+        !table.is_empty() && rows.contains("Echo") && rows.contains("Fern"),
         "{rows}"
     );
 }

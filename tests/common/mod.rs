@@ -328,7 +328,9 @@ impl Client {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let marker = format!("sync-marker-{n}");
         self.send(&marker);
-        self.expect(&format!("'{marker}' is not available."))
+        self.expect(&format!(
+            "'{marker}' is not available. Type \"help\" for help.\r\n"
+        ))
     }
 
     /// Sends `who` and returns its output.
