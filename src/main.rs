@@ -16,8 +16,11 @@ use nix::sys::signal::Signal;
 
 use gatehouse::actors::portal::{self, supervisor::ServerCommand, PortalOptions};
 use gatehouse::actors::server;
+use gatehouse::commands::account::DEFAULT_DESCRIPTION;
 use gatehouse::control::{self, GameDir, PORTAL_PID_FILE, SERVER_PID_FILE};
 use gatehouse::models::account::Account;
+use gatehouse::models::character::Character;
+use gatehouse::models::world::LIMBO;
 use gatehouse::settings::Settings;
 
 /// How long `start` and `stop` wait for the daemon.
@@ -192,6 +195,20 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
                 account.name,
                 if superuser { " (superuser)" } else { "" }
             );
+            if settings.server.auto_create_character_with_account {
+                match Character::create(
+                    &mut conn,
+                    account.account_id(),
+                    &account.name,
+                    DEFAULT_DESCRIPTION,
+                    LIMBO,
+                    0,
+                    now,
+                ) {
+                    Ok(c) => println!("Character '{}' created in Limbo.", c.name),
+                    Err(e) => println!("No character was created: {e}"),
+                }
+            }
             Ok(())
         }
     }

@@ -503,27 +503,56 @@ mod tests {
     }
 
     #[test]
-    fn character_limit_counts_owned_characters() {
-        let mut r = PuppetRules::new(2, 1, 2, false);
-        r.set_owned([X]);
-        assert_eq!(r.check_new_character(), Ok(()));
-        r.add_owned(Y);
-        assert_eq!(r.check_new_character(), Err(2));
-        assert_eq!(r.character_limit(), 2);
-        r.set_superuser(true);
-        assert_eq!(r.check_new_character(), Ok(()));
-        assert_eq!(r.character_limit(), 0);
-        let unlimited = PuppetRules::new(2, 1, 0, false);
-        assert_eq!(unlimited.check_new_character(), Ok(()));
+    fn character_limit_counts_owned_characters_in_every_mode() {
+        for mode in 0..=3 {
+            let mut r = PuppetRules::new(mode, 1, 2, false);
+            r.set_owned([X]);
+            assert_eq!(r.check_new_character(), Ok(()));
+            r.add_owned(Y);
+            assert_eq!(r.check_new_character(), Err(2));
+            assert_eq!(r.character_limit(), 2);
+            r.remove_owned(Y);
+            assert_eq!(r.check_new_character(), Ok(()));
+            r.add_owned(Y);
+            r.set_superuser(true);
+            assert_eq!(r.check_new_character(), Ok(()));
+            assert_eq!(r.character_limit(), 0);
+            let unlimited = PuppetRules::new(mode, 1, 0, false);
+            assert_eq!(unlimited.check_new_character(), Ok(()));
+        }
     }
 
     #[test]
     fn a_puppeted_character_cannot_be_deleted() {
-        let mut r = rules(2, 1);
-        r.attach(A, None);
-        r.puppet(A, X).unwrap();
-        assert_eq!(r.check_delete(X), Err(DeleteError::Puppeted));
-        assert_eq!(r.check_delete(Y), Ok(()));
+        for mode in 0..=3 {
+            let mut r = rules(mode, 1);
+            r.attach(A, None);
+            r.puppet(A, X).unwrap();
+            assert_eq!(r.check_delete(X), Err(DeleteError::Puppeted));
+            assert_eq!(r.check_delete(Y), Ok(()));
+            r.detach(A);
+            assert_eq!(r.check_delete(X), Ok(()));
+        }
+    }
+
+    #[test]
+    fn switching_puppets_releases_the_old_one() {
+        for mode in 0..=3 {
+            let mut r = rules(mode, 2);
+            r.attach(A, None);
+            r.puppet(A, X).unwrap();
+            let change = r.puppet(A, Y).unwrap();
+            assert_eq!(
+                change.released,
+                Some(Release {
+                    character: X,
+                    left_world: true
+                }),
+                "mode {mode}"
+            );
+            assert!(change.entered);
+            assert_eq!(r.puppeted(), [Y].into_iter().collect());
+        }
     }
 
     #[test]
