@@ -88,7 +88,8 @@ fn main() {
             wait_for(&mut s, &mut buf, "was created");
             s.write_all(format!("connect bench{i} benchpass{i}\r\n").as_bytes())
                 .unwrap();
-            wait_for(&mut s, &mut buf, "quit - leave the game");
+            // Mode 0 puts the player in their character: the room follows.
+            wait_for(&mut s, &mut buf, "Exits:");
             for round in 0..reloads {
                 barrier.wait(); // all logged in / previous round done
                 barrier.wait(); // reload signalled
