@@ -89,11 +89,12 @@ fn mode_1_every_session_shares_the_puppet_and_its_output() {
     );
     assert_eq!(count(&seen_b, "Limbo\r\n"), 1, "{seen_b}");
 
-    // One puppet per account in mode 1.
+    // One puppet per account in mode 1: switching takes every session along.
     b.send("charcreate Other");
     b.expect("Created new character Other.");
     b.send("ic Other");
-    b.expect("You cannot control any more puppets (max 1).");
+    b.expect("You become Other.");
+    a.expect("You become Other.");
     b.sync();
     a.sync();
 
@@ -103,6 +104,11 @@ fn mode_1_every_session_shares_the_puppet_and_its_output() {
     let b_heard = drain(&mut b);
     assert_eq!(count(&a_heard, "You say, \"hello\""), 1, "{a_heard}");
     assert_eq!(count(&b_heard, "You say, \"hello\""), 1, "{b_heard}");
+
+    // And `ooc` in one takes both out of character.
+    a.send("ooc");
+    a.expect("You go OOC.");
+    b.expect("You go OOC.");
 }
 
 #[test]
@@ -320,4 +326,35 @@ fn superusers_boot_and_announce() {
         "{last}"
     );
     admin.expect("Booted 1 session(s) of 'Pete'.");
+}
+
+#[test]
+fn parallel_guesses_from_one_address_cannot_outrun_the_login_throttle() {
+    let game = Game::start(&[
+        ("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "false"),
+        ("GATEHOUSE__THROTTLE__LOGIN_LIMIT", "2"),
+    ]);
+    let mut clients: Vec<Client> = (0..6).map(|_| game.connect()).collect();
+    for c in &mut clients {
+        c.expect("create <username> <password>");
+    }
+    // Every guess is on the wire before any answer comes back.
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(&format!("connect Quinn guess-number-{i}"));
+    }
+    let mut checked = 0;
+    let mut refused = 0;
+    for c in &mut clients {
+        let answer = c.expect_any(&["incorrect.", "Too many login failures"]);
+        if answer.contains("Too many login failures") {
+            refused += 1;
+        } else {
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 2,
+        "only the limit's worth of guesses may be checked"
+    );
+    assert_eq!(refused, 4);
 }

@@ -114,6 +114,11 @@ impl Account {
         validate_name(name)?;
         validate_password(name, password, min_password_length)?;
         let key = name_key(name);
+        // A taken name is refused before the (deliberately slow) hash; the
+        // unique index still settles a race between two creations.
+        if Self::find_by_name(conn, name)?.is_some() {
+            return Err(DbError::NameTaken);
+        }
         let hash = hash_password(password)?;
         let new = NewAccount {
             name,

@@ -260,6 +260,33 @@ impl Client {
         }
     }
 
+    /// Waits until one of `needles` arrives; returns the text up to it.
+    pub fn expect_any(&mut self, needles: &[&str]) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let first = needles
+                .iter()
+                .filter_map(|n| self.buffer.find(n).map(|i| i + n.len()))
+                .min();
+            if let Some(cut) = first {
+                let head = self.buffer[..cut].to_owned();
+                self.buffer = self.buffer[cut..].to_owned();
+                return head;
+            }
+            let open = self.pump();
+            assert!(
+                open,
+                "connection closed waiting for {needles:?}; got {:?}",
+                self.buffer
+            );
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {needles:?}; got {:?}",
+                self.buffer
+            );
+        }
+    }
+
     /// Waits until every one of `needles` has arrived, in any order; consumes
     /// the text up to the last of them.
     pub fn expect_all(&mut self, needles: &[&str]) -> String {

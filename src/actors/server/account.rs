@@ -18,9 +18,7 @@ use super::handler::{
 };
 use super::link::ToPortal;
 use super::rules::{DeleteError, PuppetRules, Release};
-use super::world::{
-    Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, SetPuppeteers, World,
-};
+use super::world::{Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, World};
 use crate::actors::db::{
     ChangePassword, CharacterRecord, CreateCharacter, DeleteCharacter, GetAccount, LoadCharacters,
     MarkPuppeted,
@@ -117,19 +115,13 @@ impl Account {
             .collect()
     }
 
-    /// Tells the world and the Portal that a session let go of a puppet.
-    fn apply_release(&self, release: Option<Release>) {
-        let Some(release) = release else {
-            return;
-        };
-        if release.left_world {
+    /// Tells the world that `sessions` let go of a puppet; the world takes
+    /// the character out when no session is left on it.
+    fn release_in_world(&self, release: Option<Release>, sessions: Vec<SessionId>) {
+        if let Some(release) = release {
             self.server.world.do_send(LeaveWorld {
                 character: release.character,
-            });
-        } else {
-            self.server.world.do_send(SetPuppeteers {
-                character: release.character,
-                sessions: self.rules.sessions_of(release.character),
+                sessions,
             });
         }
     }
@@ -168,10 +160,36 @@ impl Account {
                 return;
             }
         };
-        if let Some(old) = change.released {
-            if old.character != character {
-                self.apply_release(Some(old));
-            }
+        let mut switched = vec![sessid];
+        switched.extend(change.followers.iter().copied());
+        // A switch lets go of the old character before the new one appears;
+        // a takeover adds the new holder before the old one is removed, so
+        // the character never looks empty and leaves for a moment.
+        if change
+            .released
+            .is_some_and(|old| old.character != character)
+        {
+            self.release_in_world(change.released, switched.clone());
+        }
+        self.in_world(
+            EnterWorld {
+                character,
+                name: record.name.clone(),
+                location: record.location,
+                sessions: switched.clone(),
+                announce: change.entered,
+                look_to: Vec::new(),
+            },
+            ctx,
+        );
+        if !change.taken_from.is_empty() {
+            self.release_in_world(
+                Some(Release {
+                    character,
+                    left_world: false,
+                }),
+                change.taken_from.clone(),
+            );
         }
         for s in &change.taken_from {
             self.say(*s, text::taken_over(&record.name));
@@ -186,16 +204,15 @@ impl Account {
         if !change.shared_with.is_empty() {
             self.say(sessid, text::sharing(&record.name));
         }
-        self.say(sessid, ic_text::you_become(&record.name));
-        self.set_puppet(sessid, Some(character));
+        for s in &switched {
+            self.say(*s, ic_text::you_become(&record.name));
+            self.set_puppet(*s, Some(character));
+        }
         self.in_world(
-            EnterWorld {
+            Act {
                 character,
-                name: record.name.clone(),
-                location: record.location,
-                sessions: self.rules.sessions_of(character),
-                announce: change.entered,
-                look_to: vec![sessid],
+                action: Action::Look,
+                reply_to: switched,
             },
             ctx,
         );
@@ -209,10 +226,12 @@ impl Account {
     fn unpuppet(&mut self, sessid: SessionId, ctx: &mut Context<Self>) {
         match self.rules.unpuppet(sessid) {
             None => self.say(sessid, text::ALREADY_OOC),
-            Some(release) => {
-                self.apply_release(Some(release));
-                self.set_puppet(sessid, None);
-                self.say(sessid, text::GO_OOC);
+            Some(out) => {
+                self.release_in_world(Some(out.release), out.sessions.clone());
+                for s in out.sessions {
+                    self.set_puppet(s, None);
+                    self.say(s, text::GO_OOC);
+                }
                 self.ooc_look(sessid, ctx);
             }
         }
@@ -691,7 +710,7 @@ impl Handler<AttachSession> for Account {
         for old in kicked {
             // Mode 0: the older session goes now, its puppet with it.
             let release = self.rules.detach(old);
-            self.apply_release(release);
+            self.release_in_world(release, vec![old]);
             self.server.handler.do_send(DisconnectSession {
                 sessid: old,
                 reason: text::LOGGED_IN_ELSEWHERE.to_owned(),
@@ -741,7 +760,7 @@ impl Handler<DetachSession> for Account {
     fn handle(&mut self, msg: DetachSession, ctx: &mut Context<Self>) {
         self.pending_delete.remove(&msg.sessid);
         let release = self.rules.detach(msg.sessid);
-        self.apply_release(release);
+        self.release_in_world(release, vec![msg.sessid]);
         if msg.last {
             ctx.stop();
         }

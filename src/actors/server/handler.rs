@@ -128,18 +128,21 @@ pub enum ThrottleKind {
     Creation,
 }
 
-/// Is `address` throttled? Answers the refusal text if so.
+/// An attempt from `address`: answers the refusal text if the address is
+/// throttled; otherwise counts the attempt at once, so parallel attempts
+/// from one address cannot all slip through before the first one fails.
 #[derive(Message, Debug)]
 #[rtype(result = "Option<&'static str>")]
-pub struct CheckThrottle {
+pub struct ThrottleAttempt {
     pub kind: ThrottleKind,
     pub address: String,
 }
 
-/// Count a failed login or a created account for `address`.
+/// The attempt counted by `ThrottleAttempt` does not count after all (the
+/// login succeeded, or the request was refused before any work was done).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct RecordThrottle {
+pub struct ForgiveAttempt {
     pub kind: ThrottleKind,
     pub address: String,
 }
@@ -629,14 +632,17 @@ impl ServerSessionHandler {
     }
 }
 
-impl Handler<CheckThrottle> for ServerSessionHandler {
+impl Handler<ThrottleAttempt> for ServerSessionHandler {
     type Result = Option<&'static str>;
 
-    fn handle(&mut self, msg: CheckThrottle, _: &mut Context<Self>) -> Self::Result {
-        if !self
-            .throttle(msg.kind)
-            .is_blocked(&msg.address, Instant::now())
-        {
+    fn handle(&mut self, msg: ThrottleAttempt, _: &mut Context<Self>) -> Self::Result {
+        if self.exempt(&msg.address) {
+            return None;
+        }
+        let now = Instant::now();
+        let throttle = self.throttle(msg.kind);
+        if !throttle.is_blocked(&msg.address, now) {
+            throttle.record(&msg.address, now);
             return None;
         }
         log::warn!("{:?} throttle refuses {}", msg.kind, msg.address);
@@ -647,12 +653,12 @@ impl Handler<CheckThrottle> for ServerSessionHandler {
     }
 }
 
-impl Handler<RecordThrottle> for ServerSessionHandler {
+impl Handler<ForgiveAttempt> for ServerSessionHandler {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordThrottle, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ForgiveAttempt, _: &mut Context<Self>) {
         if !self.exempt(&msg.address) {
-            self.throttle(msg.kind).record(&msg.address, Instant::now());
+            self.throttle(msg.kind).forgive(&msg.address);
         }
     }
 }

@@ -55,6 +55,17 @@ pub struct PuppetChange {
     pub shared_with: Vec<SessionId>,
     /// No session puppeted it before: it enters the world.
     pub entered: bool,
+    /// Mode 1: the account's other sessions, which switch with this one.
+    pub followers: Vec<SessionId>,
+}
+
+/// What `ooc` changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpuppet {
+    pub release: Release,
+    /// The sessions that went out of character: the caller, and in mode 1
+    /// every session sharing the puppet.
+    pub sessions: Vec<SessionId>,
 }
 
 /// Why a character cannot be deleted.
@@ -125,7 +136,12 @@ impl PuppetRules {
                 .collect(),
             _ => Vec::new(),
         };
-        let puppet = restored.flatten().filter(|c| self.owned.contains(c));
+        // A restored puppet comes back only if it is still ours and, where a
+        // character has one session at most (modes 0 and 2), still free.
+        let puppet = restored
+            .flatten()
+            .filter(|c| self.owned.contains(c))
+            .filter(|c| matches!(self.mode, 1 | 3) || self.sessions_of(*c).is_empty());
         self.sessions.insert(sessid, puppet);
         kicked
     }
@@ -197,6 +213,9 @@ impl PuppetRules {
             return Err(PuppetError::AlreadyPuppeting);
         }
         let holders: Vec<SessionId> = self.sessions_of(character);
+        if self.mode == 1 && holders.is_empty() {
+            return Ok(self.switch_all(sessid, character));
+        }
         if holders.is_empty() {
             if let Some(limit) = self.puppet_limit() {
                 let mut after = self.puppeted();
@@ -228,12 +247,57 @@ impl PuppetRules {
             taken_from,
             shared_with,
             entered,
+            followers: Vec::new(),
         })
     }
 
-    /// `ooc`: the session lets go of its puppet.
-    pub fn unpuppet(&mut self, sessid: SessionId) -> Option<Release> {
-        self.release(sessid)
+    /// Mode 1 has one puppet for the whole account: every session switches
+    /// to `character` together.
+    fn switch_all(&mut self, sessid: SessionId, character: CharacterId) -> PuppetChange {
+        let old = self
+            .puppet_of(sessid)
+            .or_else(|| self.puppeted().into_iter().next());
+        let followers: Vec<SessionId> = self
+            .sessions
+            .keys()
+            .copied()
+            .filter(|s| *s != sessid)
+            .collect();
+        for p in self.sessions.values_mut() {
+            *p = Some(character);
+        }
+        PuppetChange {
+            character,
+            released: old.map(|c| Release {
+                character: c,
+                left_world: true,
+            }),
+            taken_from: Vec::new(),
+            shared_with: Vec::new(),
+            entered: true,
+            followers,
+        }
+    }
+
+    /// `ooc`: the session lets go of its puppet; in mode 1 every session
+    /// sharing it goes out of character with it.
+    pub fn unpuppet(&mut self, sessid: SessionId) -> Option<Unpuppet> {
+        let puppet = self.puppet_of(sessid)?;
+        let sessions = if self.mode == 1 {
+            self.sessions_of(puppet)
+        } else {
+            vec![sessid]
+        };
+        for s in &sessions {
+            self.sessions.insert(*s, None);
+        }
+        Some(Unpuppet {
+            release: Release {
+                character: puppet,
+                left_world: self.sessions_of(puppet).is_empty(),
+            },
+            sessions,
+        })
     }
 
     fn release(&mut self, sessid: SessionId) -> Option<Release> {
@@ -363,8 +427,8 @@ mod tests {
         for mode in 0..=3 {
             let mut r = rules(mode, 1);
             r.attach(A, None);
-            r.attach(B, Some(None)); // as if restored, so mode 0 keeps both
             r.puppet(A, X).unwrap();
+            r.attach(B, Some(None)); // as if restored, so mode 0 keeps both
             let change = r.puppet(B, X).unwrap();
             assert!(!change.entered, "mode {mode}");
             match mode {
@@ -383,26 +447,69 @@ mod tests {
 
     #[test]
     fn ooc_leaves_the_world_only_when_no_session_remains() {
-        let mut r = rules(3, 2);
-        r.attach(A, None);
-        r.attach(B, None);
-        r.puppet(A, X).unwrap();
-        r.puppet(B, X).unwrap();
-        assert_eq!(
-            r.unpuppet(A),
-            Some(Release {
-                character: X,
-                left_world: false
-            })
-        );
-        assert_eq!(
-            r.unpuppet(B),
-            Some(Release {
-                character: X,
-                left_world: true
-            })
-        );
-        assert_eq!(r.unpuppet(B), None);
+        for mode in 0..=3 {
+            let mut r = rules(mode, 2);
+            r.attach(A, None);
+            r.puppet(A, X).unwrap();
+            r.attach(B, Some(None));
+            r.puppet(B, X).unwrap();
+            let out =
+                |release: Release, sessions: Vec<SessionId>| Some(Unpuppet { release, sessions });
+            match mode {
+                // Mode 1: one puppet for all, so everyone goes OOC together.
+                1 => {
+                    assert_eq!(
+                        r.unpuppet(A),
+                        out(
+                            Release {
+                                character: X,
+                                left_world: true
+                            },
+                            vec![A, B]
+                        )
+                    );
+                }
+                // Shared: the character stays while the other session plays it.
+                3 => {
+                    assert_eq!(
+                        r.unpuppet(A),
+                        out(
+                            Release {
+                                character: X,
+                                left_world: false
+                            },
+                            vec![A]
+                        )
+                    );
+                    assert_eq!(
+                        r.unpuppet(B),
+                        out(
+                            Release {
+                                character: X,
+                                left_world: true
+                            },
+                            vec![B]
+                        )
+                    );
+                }
+                // Taken over: A is already OOC.
+                _ => {
+                    assert_eq!(r.unpuppet(A), None, "mode {mode}");
+                    assert_eq!(
+                        r.unpuppet(B),
+                        out(
+                            Release {
+                                character: X,
+                                left_world: true
+                            },
+                            vec![B]
+                        )
+                    );
+                }
+            }
+            assert_eq!(r.unpuppet(B), None);
+            assert!(r.puppeted().is_empty());
+        }
     }
 
     #[test]
@@ -423,8 +530,9 @@ mod tests {
         let mut r = rules(1, 1);
         r.attach(A, None);
         r.attach(B, None);
-        r.puppet(A, X).unwrap();
-        r.puppet(B, X).unwrap();
+        // Mode 1: B follows A's puppet.
+        assert_eq!(r.puppet(A, X).unwrap().followers, vec![B]);
+        assert_eq!(r.puppet(B, X), Err(PuppetError::AlreadyPuppeting));
         assert_eq!(
             r.detach(A),
             Some(Release {
@@ -437,18 +545,43 @@ mod tests {
 
     #[test]
     fn puppet_limit_modes_0_and_1_allow_one_character() {
-        for mode in [0, 1] {
-            let mut r = rules(mode, 5);
-            r.attach(A, None);
-            r.attach(B, Some(None));
-            r.puppet(A, X).unwrap();
-            assert_eq!(
-                r.puppet(B, Y),
-                Err(PuppetError::TooManyPuppets(1)),
-                "mode {mode}"
-            );
-            // Switching the only puppet is fine.
-            assert!(r.puppet(A, Y).unwrap().released.is_some());
+        // Mode 0: a second (transient) session cannot add a second puppet.
+        let mut r = rules(0, 5);
+        r.attach(A, None);
+        r.attach(B, Some(None));
+        r.puppet(A, X).unwrap();
+        assert_eq!(r.puppet(B, Y), Err(PuppetError::TooManyPuppets(1)));
+        assert!(r.puppet(A, Y).unwrap().released.is_some());
+        // Mode 1: switching moves every session to the new puppet.
+        let mut r = rules(1, 5);
+        r.attach(A, None);
+        r.attach(B, None);
+        r.attach(C, None);
+        r.puppet(A, X).unwrap();
+        assert_eq!(r.sessions_of(X), vec![A, B, C]);
+        let change = r.puppet(B, Y).unwrap();
+        assert_eq!(change.followers, vec![A, C]);
+        assert_eq!(
+            change.released,
+            Some(Release {
+                character: X,
+                left_world: true
+            })
+        );
+        assert_eq!(r.puppeted(), [Y].into_iter().collect());
+        assert_eq!(r.sessions_of(Y), vec![A, B, C]);
+    }
+
+    #[test]
+    fn a_restored_puppet_already_held_stays_with_its_holder_in_modes_0_and_2() {
+        for mode in 0..=3 {
+            let mut r = rules(mode, 2);
+            r.attach(A, Some(Some(X)));
+            r.attach(B, Some(Some(X)));
+            match mode {
+                1 | 3 => assert_eq!(r.sessions_of(X), vec![A, B]),
+                _ => assert_eq!(r.sessions_of(X), vec![A], "mode {mode}"),
+            }
         }
     }
 
@@ -560,10 +693,10 @@ mod tests {
         for mode in 0..=3 {
             let mut r = rules(mode, 1);
             r.attach(A, None);
-            r.attach(B, Some(None));
-            r.attach(C, Some(None));
             r.puppet(A, X).unwrap();
+            r.attach(B, Some(None));
             r.puppet(B, X).unwrap();
+            r.attach(C, Some(None));
             let targets = r.reply_targets(B);
             match mode {
                 1 | 3 => assert_eq!(targets, vec![A, B]),

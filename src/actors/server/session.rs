@@ -11,7 +11,7 @@ use actix::prelude::*;
 use super::account::{Account, AccountInput};
 use super::context::ServerContext;
 use super::handler::{
-    CheckThrottle, DisconnectSession, Login, RecordThrottle, Settle, ThrottleKind, UpdateFlags,
+    DisconnectSession, ForgiveAttempt, Login, Settle, ThrottleAttempt, ThrottleKind, UpdateFlags,
 };
 use crate::actors::db::{Authenticate, CreateAccount, CreateCharacter};
 use crate::commands::account::DEFAULT_DESCRIPTION;
@@ -135,23 +135,26 @@ impl ServerSession {
         // `wait` holds this session's later lines until the login is settled.
         ctx.wait(
             async move {
-                // A throttled address is refused before any hash is computed.
-                let check = CheckThrottle {
+                // A throttled address is refused before any hash is computed;
+                // every attempt counts as a failure until it succeeds.
+                let attempt = ThrottleAttempt {
                     kind: ThrottleKind::Login,
                     address: address.clone(),
                 };
-                if let Ok(Some(refusal)) = handler.send(check).await {
-                    return Err(refusal.to_owned());
+                match handler.send(attempt).await {
+                    Ok(None) => {}
+                    Ok(Some(refusal)) => return Err(refusal.to_owned()),
+                    Err(_) => return Err(DB_UNAVAILABLE.to_owned()),
                 }
                 let record = match db.send(Authenticate { name, password }).await {
-                    Ok(Ok(Some(record))) => record,
-                    Ok(Ok(None)) => {
-                        handler.do_send(RecordThrottle {
+                    Ok(Ok(Some(record))) => {
+                        handler.do_send(ForgiveAttempt {
                             kind: ThrottleKind::Login,
                             address,
                         });
-                        return Err(LOGIN_FAILED.to_owned());
+                        record
                     }
+                    Ok(Ok(None)) => return Err(LOGIN_FAILED.to_owned()),
                     Ok(Err(e)) => {
                         log::error!("session {sessid}: login failed in the database: {e}");
                         return Err(DB_UNAVAILABLE.to_owned());
@@ -199,13 +202,21 @@ impl ServerSession {
         let address = self.address.clone();
         ctx.wait(
             async move {
-                let check = CheckThrottle {
+                let attempt = ThrottleAttempt {
                     kind: ThrottleKind::Creation,
                     address: address.clone(),
                 };
-                if let Ok(Some(refusal)) = handler.send(check).await {
-                    return vec![refusal.to_owned()];
+                match handler.send(attempt).await {
+                    Ok(None) => {}
+                    Ok(Some(refusal)) => return vec![refusal.to_owned()],
+                    Err(_) => return vec![CREATE_FAILED.to_owned()],
                 }
+                // Requests refused before any work (a bad name or password)
+                // do not count against the address; everything else does.
+                let forgive = || ForgiveAttempt {
+                    kind: ThrottleKind::Creation,
+                    address: address.clone(),
+                };
                 let record = match db.send(request).await {
                     // The account is committed before the player hears of it.
                     Ok(Ok(record)) => record,
@@ -213,21 +224,20 @@ impl ServerSession {
                         return vec!["Sorry, there is already an account with that name.".to_owned()]
                     }
                     Ok(Err(DbError::InvalidName(why) | DbError::WeakPassword(why))) => {
-                        return vec![why]
+                        handler.do_send(forgive());
+                        return vec![why];
                     }
                     Ok(Err(e)) => {
+                        handler.do_send(forgive());
                         log::error!("session {sessid}: account creation failed: {e}");
                         return vec![CREATE_FAILED.to_owned()];
                     }
                     Err(e) => {
+                        handler.do_send(forgive());
                         log::error!("session {sessid}: database executor unreachable: {e}");
                         return vec![CREATE_FAILED.to_owned()];
                     }
                 };
-                handler.do_send(RecordThrottle {
-                    kind: ThrottleKind::Creation,
-                    address: address.clone(),
-                });
                 log::info!("session {sessid} from {address} created account {}", record.name);
                 let mut lines = vec![format!(
                     "A new account '{}' was created. Welcome!\n\

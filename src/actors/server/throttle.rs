@@ -88,6 +88,18 @@ impl Throttle {
         }
     }
 
+    /// Takes back the newest event of `address` (an attempt that turned out
+    /// not to count, such as a login that succeeded).
+    pub fn forgive(&mut self, address: &str) {
+        let key = source_key(address);
+        if let Some(q) = self.events.get_mut(&key) {
+            q.pop_back();
+            if q.is_empty() {
+                self.events.remove(&key);
+            }
+        }
+    }
+
     /// Drops sources whose window has passed (called now and then).
     pub fn sweep(&mut self, now: Instant) {
         let keys: Vec<String> = self.events.keys().cloned().collect();
@@ -119,6 +131,20 @@ mod tests {
             "other addresses are not affected"
         );
         assert!(!t.is_blocked("192.0.2.1", t0 + Duration::from_secs(300)));
+    }
+
+    #[test]
+    fn forgiven_attempts_do_not_count() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(2, Duration::from_secs(60));
+        t.record("192.0.2.1", t0);
+        t.record("192.0.2.1", t0);
+        assert!(t.is_blocked("192.0.2.1", t0));
+        t.forgive("192.0.2.1");
+        assert!(!t.is_blocked("192.0.2.1", t0));
+        t.forgive("192.0.2.1");
+        t.forgive("192.0.2.1");
+        assert_eq!(t.tracked_sources(), 0);
     }
 
     #[test]

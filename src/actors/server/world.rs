@@ -92,8 +92,8 @@ impl WorldState {
         self.present.get(&character)
     }
 
-    /// Puts a character in the world (or updates its sessions if it is
-    /// there); answers where it stands. An unknown room means Limbo.
+    /// Puts a character in the world, or adds `sessions` to those already
+    /// puppeting it; answers where it stands. An unknown room means Limbo.
     pub fn enter(
         &mut self,
         character: CharacterId,
@@ -102,7 +102,11 @@ impl WorldState {
         sessions: Vec<SessionId>,
     ) -> RoomId {
         if let Some(p) = self.present.get_mut(&character) {
-            p.sessions = sessions;
+            for s in sessions {
+                if !p.sessions.contains(&s) {
+                    p.sessions.push(s);
+                }
+            }
             return p.location;
         }
         let wanted = self
@@ -127,14 +131,22 @@ impl WorldState {
         location
     }
 
-    pub fn set_sessions(&mut self, character: CharacterId, sessions: Vec<SessionId>) {
-        if let Some(p) = self.present.get_mut(&character) {
-            p.sessions = sessions;
+    /// Takes `sessions` off a character; when none remain it leaves the
+    /// world, and its presence is answered. Removing only the named sessions
+    /// means a late message about old sessions cannot take a character out
+    /// from under a newer one.
+    pub fn remove_sessions(
+        &mut self,
+        character: CharacterId,
+        sessions: &[SessionId],
+    ) -> Option<Presence> {
+        let p = self.present.get_mut(&character)?;
+        p.sessions.retain(|s| !sessions.contains(s));
+        if p.sessions.is_empty() {
+            self.present.remove(&character)
+        } else {
+            None
         }
-    }
-
-    pub fn leave(&mut self, character: CharacterId) -> Option<Presence> {
-        self.present.remove(&character)
     }
 
     /// Forgets a deleted character entirely.
@@ -209,7 +221,7 @@ impl WorldState {
     }
 }
 
-/// Put a character in the world, or update who puppets it.
+/// Put a character in the world, or add sessions to those puppeting it.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct EnterWorld {
@@ -223,19 +235,13 @@ pub struct EnterWorld {
     pub look_to: Vec<SessionId>,
 }
 
-/// The sessions puppeting a present character changed.
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct SetPuppeteers {
-    pub character: CharacterId,
-    pub sessions: Vec<SessionId>,
-}
-
-/// No session puppets the character any more.
+/// These sessions stopped puppeting the character; when none remain it
+/// leaves the world and the room is told.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct LeaveWorld {
     pub character: CharacterId,
+    pub sessions: Vec<SessionId>,
 }
 
 /// The character was deleted.
@@ -374,19 +380,11 @@ impl Handler<EnterWorld> for World {
     }
 }
 
-impl Handler<SetPuppeteers> for World {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetPuppeteers, _: &mut Context<Self>) {
-        self.state.set_sessions(msg.character, msg.sessions);
-    }
-}
-
 impl Handler<LeaveWorld> for World {
     type Result = ();
 
     fn handle(&mut self, msg: LeaveWorld, _: &mut Context<Self>) {
-        if let Some(p) = self.state.leave(msg.character) {
+        if let Some(p) = self.state.remove_sessions(msg.character, &msg.sessions) {
             self.tell_room(p.location, None, text::left_game(&p.name));
         }
     }
@@ -596,12 +594,28 @@ mod tests {
         );
         assert!(w.find_exit(RoomId(1), "up").is_none());
         w.move_to(ANN, RoomId(2));
-        w.leave(ANN);
+        assert!(w.remove_sessions(ANN, &[SessionId(1)]).is_some());
         // Re-entering with a stale stored location uses the newer one.
         assert_eq!(
             w.enter(ANN, "Ann", RoomId(1), vec![SessionId(1)]),
             RoomId(2)
         );
+    }
+
+    #[test]
+    fn a_character_leaves_only_when_its_last_session_goes() {
+        let mut w = world();
+        w.enter(ANN, "Ann", RoomId(1), vec![SessionId(1)]);
+        w.enter(ANN, "Ann", RoomId(1), vec![SessionId(2)]);
+        assert_eq!(
+            w.presence(ANN).unwrap().sessions,
+            vec![SessionId(1), SessionId(2)]
+        );
+        assert!(w.remove_sessions(ANN, &[SessionId(1)]).is_none());
+        // A stale message about a session that is already gone changes nothing.
+        assert!(w.remove_sessions(ANN, &[SessionId(9)]).is_none());
+        assert!(w.remove_sessions(ANN, &[SessionId(2)]).is_some());
+        assert!(w.presence(ANN).is_none());
     }
 
     #[test]
