@@ -424,3 +424,78 @@ async fn mode_0_login_kicks_the_older_session() {
         "{who}"
     );
 }
+
+/// A fake Portal that a real Server connects to; answers the handshake.
+async fn accept_server(
+    portal: &TcpListener,
+    sessions: Vec<SessionSyncData>,
+) -> Peer<ServerToPortal> {
+    let (stream, _) = tokio::time::timeout(DEADLINE, portal.accept())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut server: Peer<ServerToPortal> = Peer::new(stream);
+    let challenge = new_nonce();
+    server
+        .send(&PortalToServer::Challenge {
+            nonce: challenge.clone(),
+        })
+        .await;
+    let ServerToPortal::Hello { nonce, .. } = server.recv().await else {
+        panic!("the Server must answer the challenge with Hello");
+    };
+    server
+        .send(&PortalToServer::Welcome {
+            version: LINK_PROTOCOL_VERSION,
+            proof: link_proof(SECRET, LinkRole::Portal, &nonce),
+            portal_epoch: 7,
+            portal_started: 0,
+            restart_mode: RestartMode::ColdStart,
+            sessions,
+        })
+        .await;
+    server
+}
+
+#[actix::test]
+async fn a_disconnect_made_while_the_link_was_down_is_not_undone_by_the_resync() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = GameDir::new(dir.path());
+    let mut settings = Settings::default();
+    let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    settings.portal.link_addr = portal.local_addr().unwrap().to_string();
+    settings.server.idle_timeout = 1;
+    let pool = server::open_database(&game, &settings).unwrap();
+    let db = db::start(pool, 1);
+    let (stop, _stop_rx) = mpsc::unbounded_channel();
+    let link = PortalLink::new(portal.local_addr().unwrap(), SECRET.to_owned()).start();
+    let world = World::new(link.clone(), db.clone()).start();
+    let handler =
+        ServerSessionHandler::new(Arc::new(settings), link.clone(), db, world, stop).start();
+    link.do_send(SetHandler(handler));
+
+    let mut server = accept_server(&portal, vec![]).await;
+    server
+        .send(&PortalToServer::SessionConnected { session: record(1) })
+        .await;
+    server
+        .recv_until(|m| matches!(m, ServerToPortal::DataOut { .. }).then_some(()))
+        .await;
+    // The link drops; the session then times out on the Server, whose
+    // Disconnect cannot reach the Portal. The idle timeout is the event under
+    // test, so this wait is for it to pass.
+    drop(server);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The Portal comes back still listing the session.
+    let mut server = accept_server(&portal, vec![record(1)]).await;
+    let reason = server
+        .recv_until(|m| match m {
+            ServerToPortal::Disconnect {
+                sessid: SessionId(1),
+                reason,
+            } => Some(reason),
+            _ => None,
+        })
+        .await;
+    assert_eq!(reason, "Idle timeout exceeded, disconnecting.");
+}

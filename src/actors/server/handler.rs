@@ -174,6 +174,12 @@ pub struct ServerSessionHandler {
     sessions: HashMap<SessionId, Entry>,
     accounts: HashMap<AccountId, Addr<Account>>,
     portal_epoch: Option<u64>,
+    /// The link to the Portal is up: what is sent now arrives.
+    link_up: bool,
+    /// Sessions this Server disconnected while the link was down: the
+    /// Portal never heard of it, so the next `Welcome` lists them again and
+    /// they must be disconnected then instead of restored.
+    disconnected_while_down: HashMap<SessionId, String>,
 }
 
 impl ServerSessionHandler {
@@ -199,6 +205,8 @@ impl ServerSessionHandler {
             sessions: HashMap::new(),
             accounts: HashMap::new(),
             portal_epoch: None,
+            link_up: false,
+            disconnected_while_down: HashMap::new(),
         }
     }
 
@@ -316,7 +324,20 @@ impl ServerSessionHandler {
             log::warn!("a new Portal is connected; dropping every old session");
             self.remove_all();
         }
+        let same_portal = self.portal_epoch == Some(portal_epoch);
         self.portal_epoch = Some(portal_epoch);
+        self.link_up = true;
+        let undone = std::mem::take(&mut self.disconnected_while_down);
+        let (sessions, gone): (Vec<SessionSyncData>, Vec<SessionSyncData>) = sessions
+            .into_iter()
+            .partition(|s| !(same_portal && undone.contains_key(&s.sessid)));
+        for s in gone {
+            let reason = undone.get(&s.sessid).cloned().unwrap_or_default();
+            self.to_portal(ServerToPortal::Disconnect {
+                sessid: s.sessid,
+                reason,
+            });
+        }
         let listed: std::collections::HashSet<SessionId> =
             sessions.iter().map(|s| s.sessid).collect();
         let stale: Vec<SessionId> = self
@@ -380,6 +401,9 @@ impl ServerSessionHandler {
 
     fn disconnect(&mut self, sessid: SessionId, reason: String) {
         if self.remove_session(sessid).is_some() {
+            if !self.link_up {
+                self.disconnected_while_down.insert(sessid, reason.clone());
+            }
             self.to_portal(ServerToPortal::Disconnect { sessid, reason });
         }
     }
@@ -460,6 +484,7 @@ impl Handler<PortalLinkDown> for ServerSessionHandler {
     type Result = ();
 
     fn handle(&mut self, _: PortalLinkDown, _: &mut Context<Self>) {
+        self.link_up = false;
         // Sessions stay: the Portal resyncs them when the link is back.
         log::warn!(
             "link to the Portal lost; {} sessions kept",

@@ -118,7 +118,10 @@ impl PortalLink {
         match (message, &self.nonce) {
             (PortalToServer::Challenge { nonce: challenge }, None) => {
                 let nonce = new_nonce();
-                self.send(&ServerToPortal::Hello {
+                let Some(out) = &self.out else {
+                    return;
+                };
+                out.send_frame(&ServerToPortal::Hello {
                     version: LINK_PROTOCOL_VERSION,
                     pid: std::process::id(),
                     proof: link_proof(&self.secret, LinkRole::Server, &challenge),
@@ -159,10 +162,13 @@ impl PortalLink {
         }
     }
 
+    /// Sends to the Portal once the handshake is done; before that (and
+    /// while the link is down) messages are dropped: the Portal resyncs
+    /// everything in its `Welcome`.
     fn send(&self, message: &ServerToPortal) {
         match &self.out {
-            Some(out) => out.send_frame(message),
-            None => log::debug!("link: down, dropped a message for the Portal"),
+            Some(out) if self.established => out.send_frame(message),
+            _ => log::debug!("link: not established, dropped a message for the Portal"),
         }
     }
 }
@@ -192,6 +198,8 @@ impl StreamHandler<Frame> for PortalLink {
     fn finished(&mut self, ctx: &mut Self::Context) {
         self.out = None;
         self.writer = None;
+        self.established = false;
+        self.nonce = None;
         if self.closing {
             return;
         }
