@@ -65,8 +65,18 @@ pub struct Account {
     last_puppet: Option<CharacterId>,
     /// Sessions that were asked to confirm a `chardelete`.
     pending_delete: HashMap<SessionId, CharacterId>,
+    /// The account and its characters came from the database.
+    loaded: bool,
+    /// Sessions that arrived before `loaded`.
+    deferred: Vec<AttachSession>,
     server: ServerContext,
 }
+
+/// How long to wait before loading an account again after a database error.
+const LOAD_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+/// The answer to a command while the account cannot be loaded.
+const NOT_READY: &str =
+    "The game cannot load your account right now; please try again in a moment.";
 
 impl Account {
     pub fn new(id: AccountId, name: String, server: ServerContext) -> Self {
@@ -85,6 +95,8 @@ impl Account {
             characters: BTreeMap::new(),
             last_puppet: None,
             pending_delete: HashMap::new(),
+            loaded: false,
+            deferred: Vec::new(),
             server,
         }
     }
@@ -650,8 +662,17 @@ impl Actor for Account {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Permissions and characters come from the database, never from the
-        // session record; commands wait until they are known.
+        self.load(ctx);
+    }
+}
+
+impl Account {
+    /// Loads permissions and characters from the database, never from the
+    /// session record. Commands wait for it (`ctx.wait`); if the database is
+    /// unavailable it is tried again, and sessions that arrive meanwhile are
+    /// attached once it has worked, so a restored puppet is never dropped for
+    /// want of a character list.
+    fn load(&mut self, ctx: &mut Context<Self>) {
         let db = self.server.db.clone();
         let id = self.id;
         ctx.wait(
@@ -662,42 +683,52 @@ impl Actor for Account {
             }
             .into_actor(self)
             .map(|(account, characters), act, ctx| {
-                match account {
-                    Ok(Ok(Some(record))) => {
-                        act.name = record.name;
-                        act.superuser = record.is_superuser;
-                        act.rules.set_superuser(record.is_superuser);
-                    }
+                let record = match account {
+                    Ok(Ok(Some(record))) => record,
                     Ok(Ok(None)) => {
                         log::warn!("account {} no longer exists", act.id);
                         act.server.handler.do_send(AccountGone { account: act.id });
                         ctx.stop();
                         return;
                     }
-                    Ok(Err(e)) => log::error!("account {}: cannot load: {e}", act.id),
-                    Err(e) => log::error!("account {}: database unreachable: {e}", act.id),
-                }
-                match characters {
-                    Ok(Ok(list)) => {
-                        // The last one played; a new account's only character
-                        // counts as its last (Evennia sets it at creation).
-                        act.last_puppet = list
-                            .iter()
-                            .filter(|c| c.last_puppeted_at.is_some())
-                            .max_by_key(|c| c.last_puppeted_at)
-                            .or(match list.as_slice() {
-                                [only] => Some(only),
-                                _ => None,
-                            })
-                            .map(|c| c.id);
-                        act.rules.set_owned(list.iter().map(|c| c.id));
-                        act.characters = list.into_iter().map(|c| (c.id, c)).collect();
-                    }
-                    Ok(Err(e)) => log::error!("account {}: cannot load characters: {e}", act.id),
-                    Err(e) => log::error!("account {}: database unreachable: {e}", act.id),
+                    Ok(Err(e)) => return act.retry_load(&e.to_string(), ctx),
+                    Err(e) => return act.retry_load(&e.to_string(), ctx),
+                };
+                let list = match characters {
+                    Ok(Ok(list)) => list,
+                    Ok(Err(e)) => return act.retry_load(&e.to_string(), ctx),
+                    Err(e) => return act.retry_load(&e.to_string(), ctx),
+                };
+                act.name = record.name;
+                act.superuser = record.is_superuser;
+                act.rules.set_superuser(record.is_superuser);
+                // The last one played; a new account's only character counts
+                // as its last (Evennia sets it at creation).
+                act.last_puppet = list
+                    .iter()
+                    .filter(|c| c.last_puppeted_at.is_some())
+                    .max_by_key(|c| c.last_puppeted_at)
+                    .or(match list.as_slice() {
+                        [only] => Some(only),
+                        _ => None,
+                    })
+                    .map(|c| c.id);
+                act.rules.set_owned(list.iter().map(|c| c.id));
+                act.characters = list.into_iter().map(|c| (c.id, c)).collect();
+                act.loaded = true;
+                for attach in std::mem::take(&mut act.deferred) {
+                    act.attach(attach, ctx);
                 }
             }),
         );
+    }
+
+    fn retry_load(&mut self, why: &str, ctx: &mut Context<Self>) {
+        log::error!(
+            "account {}: cannot load ({why}); retrying in {LOAD_RETRY:?}",
+            self.id
+        );
+        ctx.run_later(LOAD_RETRY, |act, ctx| act.load(ctx));
     }
 }
 
@@ -705,6 +736,16 @@ impl Handler<AttachSession> for Account {
     type Result = ();
 
     fn handle(&mut self, msg: AttachSession, ctx: &mut Context<Self>) {
+        if self.loaded {
+            self.attach(msg, ctx);
+        } else {
+            self.deferred.push(msg);
+        }
+    }
+}
+
+impl Account {
+    fn attach(&mut self, msg: AttachSession, ctx: &mut Context<Self>) {
         let sessid = msg.sessid;
         let kicked = self.rules.attach(sessid, msg.restored);
         for old in kicked {
@@ -759,6 +800,7 @@ impl Handler<DetachSession> for Account {
 
     fn handle(&mut self, msg: DetachSession, ctx: &mut Context<Self>) {
         self.pending_delete.remove(&msg.sessid);
+        self.deferred.retain(|a| a.sessid != msg.sessid);
         let release = self.rules.detach(msg.sessid);
         self.release_in_world(release, vec![msg.sessid]);
         if msg.last {
@@ -771,6 +813,10 @@ impl Handler<AccountInput> for Account {
     type Result = ();
 
     fn handle(&mut self, msg: AccountInput, ctx: &mut Context<Self>) {
+        if !self.loaded {
+            self.say(msg.sessid, NOT_READY);
+            return;
+        }
         if !self.rules.has_session(msg.sessid) {
             return;
         }

@@ -346,20 +346,35 @@ impl Actor for World {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(crate::actors::HUB_MAILBOX_CAPACITY);
-        // Nothing enters the world before its rooms are known.
+        self.load(ctx);
+    }
+}
+
+/// How long to wait before loading the rooms again after a database error.
+const LOAD_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl World {
+    /// Loads the rooms; nothing enters the world before they are known. If
+    /// the database is unavailable, it is tried again until it answers.
+    fn load(&mut self, ctx: &mut Context<Self>) {
         ctx.wait(
             self.db
                 .send(LoadWorld)
                 .into_actor(self)
-                .map(|result, act, _| match result {
+                .map(|result, act, ctx| match result {
                     Ok(Ok((rooms, exits))) => {
                         log::info!("world loaded: {} rooms, {} exits", rooms.len(), exits.len());
                         act.state = WorldState::from_records(rooms, exits);
                     }
-                    Ok(Err(e)) => log::error!("cannot load the world: {e}"),
-                    Err(e) => log::error!("cannot load the world: database unreachable: {e}"),
+                    Ok(Err(e)) => act.retry_load(&e.to_string(), ctx),
+                    Err(e) => act.retry_load(&e.to_string(), ctx),
                 }),
         );
+    }
+
+    fn retry_load(&mut self, why: &str, ctx: &mut Context<Self>) {
+        log::error!("cannot load the world ({why}); retrying in {LOAD_RETRY:?}");
+        ctx.run_later(LOAD_RETRY, |act, ctx| act.load(ctx));
     }
 }
 
