@@ -44,6 +44,8 @@ fn mode_0_a_new_login_takes_the_puppet_and_the_room_sees_arrivals() {
     assert_eq!(count(&seen, "Alice has entered the game."), 1, "{seen}");
     a.send("look");
     a.expect("Characters: Wendy");
+    a.send("look wendy");
+    a.expect("Wendy\r\nThis is a character.");
 
     let mut b = game.connect();
     b.login("Alice", PASSWORD);

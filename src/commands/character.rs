@@ -8,6 +8,7 @@ use super::split;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CharacterCommand {
     Look,
+    LookAt(String),
     Say(String),
     Pose(String),
 }
@@ -27,6 +28,7 @@ pub fn parse(line: &str) -> Option<CharacterCommand> {
     let cmd = split(line)?;
     match cmd.verb.as_str() {
         "look" | "l" if cmd.args.is_empty() => Some(CharacterCommand::Look),
+        "look" | "l" => Some(CharacterCommand::LookAt(cmd.args.trim().to_owned())),
         "say" => Some(CharacterCommand::Say(cmd.args.to_owned())),
         "pose" | "emote" => Some(CharacterCommand::Pose(cmd.args.to_owned())),
         _ => None,
@@ -54,6 +56,15 @@ pub fn pose(name: &str, text: &str) -> String {
     } else {
         format!("{name} {text}")
     }
+}
+
+/// What `look <name>` shows of a character.
+pub fn character_look(name: &str, description: &str) -> String {
+    format!("{name}\n{description}")
+}
+
+pub fn not_here(what: &str) -> String {
+    format!("Could not find '{what}'.")
 }
 
 pub fn entered_game(name: &str) -> String {
@@ -111,6 +122,10 @@ mod tests {
             Some(CharacterCommand::Pose("grins".into()))
         );
         assert_eq!(parse("look"), Some(CharacterCommand::Look));
+        assert_eq!(
+            parse("look  Bob "),
+            Some(CharacterCommand::LookAt("Bob".into()))
+        );
         assert_eq!(parse("north"), None);
         assert_eq!(parse("who"), None);
     }

@@ -187,6 +187,7 @@ impl Account {
             EnterWorld {
                 character,
                 name: record.name.clone(),
+                description: record.description.clone(),
                 location: record.location,
                 sessions: switched.clone(),
                 announce: change.entered,
@@ -295,6 +296,7 @@ impl Account {
             if let Some(command) = ic_text::parse(line) {
                 let action = match command {
                     CharacterCommand::Look => Action::Look,
+                    CharacterCommand::LookAt(what) => Action::LookAt(what),
                     CharacterCommand::Say(t) => Action::Say(t),
                     CharacterCommand::Pose(t) => Action::Pose(t),
                 };
@@ -764,6 +766,7 @@ impl Account {
                         self.server.world.do_send(EnterWorld {
                             character: puppet,
                             name: record.name.clone(),
+                            description: record.description.clone(),
                             location: record.location,
                             sessions: self.rules.sessions_of(puppet),
                             announce: false,

@@ -38,6 +38,7 @@ pub struct RoomInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presence {
     pub name: String,
+    pub description: String,
     pub location: RoomId,
     /// The sessions puppeting it.
     pub sessions: Vec<SessionId>,
@@ -98,6 +99,7 @@ impl WorldState {
         &mut self,
         character: CharacterId,
         name: &str,
+        description: &str,
         stored_location: RoomId,
         sessions: Vec<SessionId>,
     ) -> RoomId {
@@ -123,6 +125,7 @@ impl WorldState {
             character,
             Presence {
                 name: name.to_owned(),
+                description: description.to_owned(),
                 location,
                 sessions,
             },
@@ -197,6 +200,28 @@ impl WorldState {
         ))
     }
 
+    /// What `viewer` sees with `look <what>`: a character in the room (by
+    /// name, any case, itself included) or an exit (the room it leads to).
+    pub fn look_at(&self, viewer: CharacterId, what: &str) -> String {
+        let Some(here) = self.present.get(&viewer).map(|p| p.location) else {
+            return text::not_here(what);
+        };
+        let wanted = what.trim().to_lowercase();
+        if let Some((_, p)) = self
+            .occupants(here)
+            .into_iter()
+            .find(|(_, p)| p.name.to_lowercase() == wanted)
+        {
+            return text::character_look(&p.name, &p.description);
+        }
+        if let Some(exit) = self.find_exit(here, what) {
+            if let Some(room) = self.rooms.get(&exit.destination) {
+                return format!("{} leads to {}.", exit.name, room.name);
+            }
+        }
+        text::not_here(what)
+    }
+
     /// The exit of `room` called `word` (its name or an alias, any case).
     pub fn find_exit(&self, room: RoomId, word: &str) -> Option<&ExitInfo> {
         let word = word.trim().to_lowercase();
@@ -227,6 +252,7 @@ impl WorldState {
 pub struct EnterWorld {
     pub character: CharacterId,
     pub name: String,
+    pub description: String,
     pub location: RoomId,
     pub sessions: Vec<SessionId>,
     /// Tell the room "X has entered the game." (not after a reload).
@@ -264,6 +290,7 @@ pub struct Act {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Look,
+    LookAt(String),
     Say(String),
     Pose(String),
 }
@@ -383,9 +410,13 @@ impl Handler<EnterWorld> for World {
 
     fn handle(&mut self, msg: EnterWorld, _: &mut Context<Self>) {
         let was_here = self.state.presence(msg.character).is_some();
-        let room = self
-            .state
-            .enter(msg.character, &msg.name, msg.location, msg.sessions);
+        let room = self.state.enter(
+            msg.character,
+            &msg.name,
+            &msg.description,
+            msg.location,
+            msg.sessions,
+        );
         if msg.announce && !was_here {
             self.tell_room(room, Some(msg.character), text::entered_game(&msg.name));
         }
@@ -426,6 +457,10 @@ impl Handler<Act> for World {
                 if let Some(look) = self.state.look(msg.character) {
                     self.send(msg.reply_to, look);
                 }
+            }
+            Action::LookAt(what) => {
+                let seen = self.state.look_at(msg.character, &what);
+                self.send(msg.reply_to, seen);
             }
             Action::Say(words) if words.is_empty() => {
                 self.send(msg.reply_to, text::SAY_WHAT.to_owned())
@@ -574,9 +609,9 @@ mod tests {
     #[test]
     fn room_sessions_lists_each_session_once_and_leaves_out_the_speaker() {
         let mut w = world();
-        w.enter(ANN, "Ann", RoomId(1), vec![SessionId(1), SessionId(2)]);
-        w.enter(BOB, "Bob", RoomId(1), vec![SessionId(3)]);
-        w.enter(CAT, "Cat", RoomId(2), vec![SessionId(4)]);
+        w.enter(ANN, "Ann", "", RoomId(1), vec![SessionId(1), SessionId(2)]);
+        w.enter(BOB, "Bob", "", RoomId(1), vec![SessionId(3)]);
+        w.enter(CAT, "Cat", "", RoomId(2), vec![SessionId(4)]);
         assert_eq!(
             w.room_sessions(RoomId(1), None),
             vec![SessionId(1), SessionId(2), SessionId(3)]
@@ -587,8 +622,8 @@ mod tests {
     #[test]
     fn look_shows_the_room_its_exits_and_the_others() {
         let mut w = world();
-        w.enter(ANN, "Ann", RoomId(1), vec![SessionId(1)]);
-        w.enter(BOB, "Bob", RoomId(1), vec![SessionId(2)]);
+        w.enter(ANN, "Ann", "", RoomId(1), vec![SessionId(1)]);
+        w.enter(BOB, "Bob", "", RoomId(1), vec![SessionId(2)]);
         assert_eq!(
             w.look(ANN).unwrap(),
             "Limbo\nGrey.\nExits: north\nCharacters: Bob"
@@ -598,7 +633,7 @@ mod tests {
     #[test]
     fn exits_match_names_and_aliases_in_any_case_and_moves_are_remembered() {
         let mut w = world();
-        w.enter(ANN, "Ann", RoomId(1), vec![SessionId(1)]);
+        w.enter(ANN, "Ann", "", RoomId(1), vec![SessionId(1)]);
         assert_eq!(
             w.find_exit(RoomId(1), "N").map(|e| e.destination),
             Some(RoomId(2))
@@ -612,7 +647,7 @@ mod tests {
         assert!(w.remove_sessions(ANN, &[SessionId(1)]).is_some());
         // Re-entering with a stale stored location uses the newer one.
         assert_eq!(
-            w.enter(ANN, "Ann", RoomId(1), vec![SessionId(1)]),
+            w.enter(ANN, "Ann", "", RoomId(1), vec![SessionId(1)]),
             RoomId(2)
         );
     }
@@ -620,8 +655,8 @@ mod tests {
     #[test]
     fn a_character_leaves_only_when_its_last_session_goes() {
         let mut w = world();
-        w.enter(ANN, "Ann", RoomId(1), vec![SessionId(1)]);
-        w.enter(ANN, "Ann", RoomId(1), vec![SessionId(2)]);
+        w.enter(ANN, "Ann", "", RoomId(1), vec![SessionId(1)]);
+        w.enter(ANN, "Ann", "", RoomId(1), vec![SessionId(2)]);
         assert_eq!(
             w.presence(ANN).unwrap().sessions,
             vec![SessionId(1), SessionId(2)]
@@ -634,8 +669,18 @@ mod tests {
     }
 
     #[test]
+    fn look_at_finds_characters_and_exits() {
+        let mut w = world();
+        w.enter(ANN, "Ann", "", RoomId(1), vec![SessionId(1)]);
+        w.enter(BOB, "Bob", "A tall man.", RoomId(1), vec![SessionId(2)]);
+        assert_eq!(w.look_at(ANN, "bob"), "Bob\nA tall man.");
+        assert_eq!(w.look_at(ANN, "n"), "north leads to Yard.");
+        assert_eq!(w.look_at(ANN, "cat"), "Could not find 'cat'.");
+    }
+
+    #[test]
     fn an_unknown_room_means_limbo() {
         let mut w = world();
-        assert_eq!(w.enter(ANN, "Ann", RoomId(77), vec![]), LIMBO);
+        assert_eq!(w.enter(ANN, "Ann", "", RoomId(77), vec![]), LIMBO);
     }
 }
