@@ -133,6 +133,11 @@ fn mode_2_ic_from_another_session_takes_the_character_and_sends_the_first_ooc() 
     a.sync();
     b.sync();
 
+    // A message to the account reaches all its sessions.
+    a.send(&format!("password {PASSWORD} = another-pass-1"));
+    a.expect("Password changed.");
+    b.expect("Password changed.");
+
     b.send("ic Cleo");
     b.expect("Taking over Cleo from another of your sessions.");
     b.expect("You become Cleo.");

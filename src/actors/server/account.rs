@@ -106,6 +106,11 @@ impl Account {
         self.server.say(sessid, text);
     }
 
+    /// A message to the account: every one of its sessions.
+    fn tell_account(&self, text: impl Into<String>) {
+        self.server.say_many(self.rules.sessions(), text);
+    }
+
     /// The reply to a command: the session that typed it, and in modes 1 and
     /// 3 every session sharing its puppet.
     fn reply(&self, sessid: SessionId, text: impl Into<String>) {
