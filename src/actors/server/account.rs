@@ -608,7 +608,9 @@ impl Account {
                 .map(move |result, act, _| match result {
                     Ok(Ok(true)) => {
                         log::info!("account {}: password changed", act.id);
-                        act.say(sessid, text::PASSWORD_CHANGED);
+                        // Every session hears of it: a change nobody expected
+                        // is a warning.
+                        act.tell_account(text::PASSWORD_CHANGED);
                     }
                     Ok(Ok(false)) => act.say(sessid, text::PASSWORD_WRONG),
                     Ok(Err(DbError::WeakPassword(why))) => act.say(sessid, why),
