@@ -88,7 +88,21 @@ pub struct ProtocolFlags {
     pub mccp: bool,
     /// The client takes out-of-band data (GMCP or MSDP).
     pub oob: bool,
+    pub gmcp: bool,
+    pub msdp: bool,
+    /// Prompts end with IAC EOR.
+    pub eor: bool,
+    /// Suppress Go-Ahead was agreed: no IAC GA after prompts.
+    pub nogoahead: bool,
+    /// The client reports its window size (NAWS).
+    pub naws: bool,
+    /// The client answered TTYPE.
+    pub ttype: bool,
     pub client_name: Option<String>,
+    /// The terminal type from the second TTYPE answer.
+    pub term: Option<String>,
+    /// The MTTS bit field from the third TTYPE answer.
+    pub mtts: Option<u32>,
     pub screen_width: u16,
     pub screen_height: u16,
 }
@@ -99,13 +113,23 @@ impl Default for ProtocolFlags {
             encoding: "utf-8".to_owned(),
             screenreader: false,
             nocolor: false,
-            ansi: false,
+            // A client that negotiates nothing still gets ANSI colour, as
+            // in Evennia; `option nocolor = on` turns it off.
+            ansi: true,
             xterm256: false,
             truecolor: false,
             utf8: true,
             mccp: false,
             oob: false,
+            gmcp: false,
+            msdp: false,
+            eor: false,
+            nogoahead: false,
+            naws: false,
+            ttype: false,
             client_name: None,
+            term: None,
+            mtts: None,
             screen_width: 78,
             screen_height: 45,
         }
