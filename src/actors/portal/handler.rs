@@ -70,6 +70,15 @@ pub struct SessionInput {
     pub input: Input,
 }
 
+/// The session's protocol flags changed (telnet negotiation, a resized
+/// window); the Server is told so the flags survive a reload.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SessionFlagsChanged {
+    pub sessid: SessionId,
+    pub flags: ProtocolFlags,
+}
+
 /// A session's connection is gone.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -523,6 +532,24 @@ impl Handler<SessionInput> for PortalSessionHandler {
 
     fn handle(&mut self, msg: SessionInput, _: &mut Context<Self>) {
         self.accept_input(msg.sessid, msg.input);
+    }
+}
+
+impl Handler<SessionFlagsChanged> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionFlagsChanged, _: &mut Context<Self>) {
+        let Some(session) = self.sessions.get_mut(&msg.sessid) else {
+            return;
+        };
+        if session.record.protocol_flags == msg.flags {
+            return;
+        }
+        session.record.protocol_flags = msg.flags;
+        if session.released {
+            let record = session.record.clone();
+            self.send_to_server(PortalToServer::SessionUpdated { session: record });
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! that misbehaves (overlong lines, a client that never reads) costs only its
 //! own connection.
 
+pub mod mccp;
 pub mod parser;
 
 use std::net::SocketAddr;
