@@ -1,5 +1,6 @@
-//! Wire formats: the Portal <-> Server link and the client protocols. Only
-//! this module knows MessagePack or telnet bytes.
+//! Wire formats: the Portal <-> Server link, the client protocols and the colour
+//! markup they render. Only this module knows MessagePack, telnet bytes or markup.
 
 pub mod link;
 pub mod telnet;
+pub mod text;

@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -204,6 +206,8 @@ pub struct PortalSessionHandler {
     control: mpsc::UnboundedSender<ControlEvent>,
     status_file: Option<PathBuf>,
     close_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
+    /// Logged-in sessions, for MSSP; refreshed with the status file.
+    players: Arc<AtomicUsize>,
 }
 
 impl PortalSessionHandler {
@@ -229,7 +233,13 @@ impl PortalSessionHandler {
             control,
             status_file,
             close_waiters: Vec::new(),
+            players: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// The logged-in count that telnet sessions report to MUD crawlers.
+    pub fn player_counter(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.players)
     }
 
     fn link(&self) -> Option<&Addr<ServerLinkConnection>> {
@@ -402,10 +412,12 @@ impl PortalSessionHandler {
     }
 
     fn write_status_file(&self) {
+        let status = self.status();
+        self.players.store(status.logged_in, Ordering::Relaxed);
         let Some(path) = &self.status_file else {
             return;
         };
-        match toml::to_string(&self.status()) {
+        match toml::to_string(&status) {
             Ok(text) => {
                 let tmp = path.with_extension("tmp");
                 if let Err(e) =

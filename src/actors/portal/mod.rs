@@ -13,6 +13,7 @@ pub mod sessid;
 pub mod supervisor;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use thiserror::Error;
@@ -21,7 +22,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::control::{BoundPorts, GameDir, PORTAL_PID_FILE, PORTS_FILE, SESSID_FILE, STATUS_FILE};
-use crate::protocols::telnet::{self, TelnetSessionLimits};
+use crate::protocols::telnet::mssp::MsspInfo;
+use crate::protocols::telnet::{self, TelnetConfig, TelnetSessionLimits};
+use crate::session::now_millis;
 use crate::settings::{Settings, SettingsError};
 use handler::{BeginReload, BeginShutdown, CloseAllSessions, PortalSessionHandler};
 use sessid::SessionIdAllocator;
@@ -104,8 +107,9 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         ids,
         control_tx.clone(),
         Some(game_dir.run_file(STATUS_FILE)),
-    )
-    .start();
+    );
+    let players = handler.player_counter();
+    let handler = handler.start();
 
     let mut tasks = Vec::new();
     tasks.push(actix_rt::spawn(link::accept_servers(
@@ -113,15 +117,29 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         handler.clone(),
         settings.portal.link_secret.clone(),
     )));
-    let limits = TelnetSessionLimits {
-        max_line_chars: settings.portal.max_char_limit,
-        output_buffer_limit: settings.portal.output_buffer_limit,
-    };
+    let telnet_config = Arc::new(TelnetConfig {
+        limits: TelnetSessionLimits {
+            max_line_chars: settings.portal.max_char_limit,
+            output_buffer_limit: settings.portal.output_buffer_limit,
+        },
+        mssp: MsspInfo {
+            name: settings.server.name.clone(),
+            players: 0,
+            uptime: now_millis() / 1000,
+            // Crawlers take the last port as the main one.
+            ports: ports.telnet.iter().rev().copied().collect(),
+            codebase: format!("gatehouse {}", env!("CARGO_PKG_VERSION")),
+            ssl_ports: Vec::new(),
+            gmcp: true,
+            msdp: true,
+        },
+        players,
+    });
     for listener in telnet_listeners {
         tasks.push(actix_rt::spawn(telnet::accept_clients(
             listener,
             handler.clone(),
-            limits,
+            Arc::clone(&telnet_config),
         )));
     }
 

@@ -51,7 +51,8 @@ impl Mccp2 {
             }
             let before_in = self.stream.total_in();
             let status = self.stream.compress_vec(input, &mut out, flush);
-            let consumed = usize::try_from(self.stream.total_in() - before_in).unwrap_or(input.len());
+            let consumed =
+                usize::try_from(self.stream.total_in() - before_in).unwrap_or(input.len());
             input = &input[consumed.min(input.len())..];
             match status {
                 Ok(Status::StreamEnd) => return out,
@@ -79,7 +80,8 @@ mod tests {
     fn inflate(all: &[u8]) -> Vec<u8> {
         let mut d = Decompress::new(true);
         let mut out = Vec::with_capacity(1 << 20);
-        d.decompress_vec(all, &mut out, FlushDecompress::Sync).unwrap();
+        d.decompress_vec(all, &mut out, FlushDecompress::Sync)
+            .unwrap();
         out
     }
 
@@ -89,10 +91,12 @@ mod tests {
         let first = c.compress(b"Welcome to gatehouse!\r\n");
         let mut d = Decompress::new(true);
         let mut out = Vec::with_capacity(4096);
-        d.decompress_vec(&first, &mut out, FlushDecompress::Sync).unwrap();
+        d.decompress_vec(&first, &mut out, FlushDecompress::Sync)
+            .unwrap();
         assert_eq!(out, b"Welcome to gatehouse!\r\n");
         let second = c.compress(b"Limbo\r\n");
-        d.decompress_vec(&second, &mut out, FlushDecompress::Sync).unwrap();
+        d.decompress_vec(&second, &mut out, FlushDecompress::Sync)
+            .unwrap();
         assert_eq!(out, b"Welcome to gatehouse!\r\nLimbo\r\n");
     }
 

@@ -1,36 +1,54 @@
-//! Telnet: the sans-IO state machine ([`parser`]) and the `TelnetSession` actor
-//! that wires it to one TCP connection.
+//! Telnet: the sans-IO state machine ([`parser`]), the MUD option suite
+//! ([`negotiation`] with [`mtts`], [`mssp`], [`oob`], [`mccp`]) and the
+//! `TelnetSession` actor that wires them to one connection (plain TCP or TLS).
 //!
-//! The actor turns socket bytes into lines for the `PortalSessionHandler` and
-//! the handler's output into telnet bytes. It holds no game state; a session
-//! that misbehaves (overlong lines, a client that never reads) costs only its
-//! own connection.
+//! The actor turns socket bytes into lines and out-of-band calls for the
+//! `PortalSessionHandler`, and the handler's output into telnet bytes:
+//! rendered markup, prompts ended with EOR or GA, GMCP/MSDP messages, all
+//! compressed once MCCP2 is on. It holds no game state; a session that
+//! misbehaves (overlong lines, a client that never reads) costs only its own
+//! connection.
 
 pub mod mccp;
+pub mod mssp;
+pub mod mtts;
+pub mod negotiation;
+pub mod oob;
 pub mod parser;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 
 use crate::actors::outbound::Outbound;
 use crate::actors::portal::handler::{
-    OpenSession, PortalSessionHandler, SessionClosed, SessionInput, ToSession,
+    OpenSession, PortalSessionHandler, SessionClosed, SessionFlagsChanged, SessionInput, ToSession,
 };
 use crate::actors::portal::limits::MAX_CHAR_LIMIT_WARNING;
-use crate::protocols::link::{Input, Output};
+use crate::protocols::link::{Input, OobMessage, Output};
+use crate::protocols::text::{to_ansi, ColorMode, RenderOptions};
 use crate::session::{ProtocolFlags, SessionId};
+use mccp::Mccp2;
+use mssp::MsspInfo;
+use negotiation::{Effect, Negotiator};
+use oob::{gmcp_encode, msdp_encode, OPT_GMCP, OPT_MSDP};
 use parser::{
-    encode_output, Encoding, TelnetError, TelnetEvent, TelnetLimits, TelnetParser, OPT_ECHO,
+    encode_output, subnegotiation, Encoding, TelnetError, TelnetEvent, TelnetLimits, TelnetParser,
+    EOR, GA, IAC, NOP, OPT_ECHO,
 };
 
 /// The protocol key sessions of this kind carry.
 pub const PROTOCOL_KEY: &str = "telnet";
+/// The protocol key of telnet over TLS.
+pub const TLS_PROTOCOL_KEY: &str = "telnet/ssl";
 /// Longest subnegotiation accepted before it is refused (NAWS and TTYPE are a
 /// few bytes; GMCP payloads are larger).
 pub const MAX_SUBNEGOTIATION_BYTES: usize = 64 * 1024;
@@ -39,6 +57,12 @@ pub const HTTP_ON_TELNET: &str =
     "This is a telnet port for MUD clients, not a web page. Connect with a MUD client or telnet.";
 /// How long a closing session waits for its last output to be written.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the option negotiation may take before the session settles
+/// with what it has (Evennia waits 2 s too).
+const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often an idle connection gets an IAC NOP, which keeps NAT mappings
+/// alive and lets a dead peer be noticed.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Limits a telnet session enforces itself.
 #[derive(Debug, Clone, Copy)]
@@ -47,57 +71,89 @@ pub struct TelnetSessionLimits {
     pub output_buffer_limit: usize,
 }
 
+/// What every telnet session of one Portal shares.
+#[derive(Debug)]
+pub struct TelnetConfig {
+    pub limits: TelnetSessionLimits,
+    /// The server status for MUD crawlers; `players` is filled in when sent.
+    pub mssp: MsspInfo,
+    /// Logged-in players, kept current by the session handler.
+    pub players: Arc<AtomicUsize>,
+}
+
 /// One telnet connection.
 pub struct TelnetSession {
     sessid: Option<SessionId>,
     peer: SocketAddr,
+    protocol_key: &'static str,
     handler: Addr<PortalSessionHandler>,
     parser: TelnetParser,
+    negotiator: Negotiator,
+    flags: ProtocolFlags,
     encoding: Encoding,
     limits: TelnetSessionLimits,
+    players: Arc<AtomicUsize>,
     out: Option<Outbound>,
     writer: Option<JoinHandle<()>>,
+    /// Set once the client agreed to MCCP2: everything written goes through it.
+    mccp: Option<Mccp2>,
     events: Vec<TelnetEvent>,
+    effects: Vec<Effect>,
     /// No line has arrived yet: the first one is checked for a stray HTTP request.
     first_line: bool,
 }
 
 impl TelnetSession {
     /// Starts the actor for an accepted connection.
-    pub fn start(
-        stream: TcpStream,
+    pub fn start<S>(
+        stream: S,
         peer: SocketAddr,
+        protocol_key: &'static str,
         handler: Addr<PortalSessionHandler>,
-        limits: TelnetSessionLimits,
-    ) -> Addr<Self> {
-        if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("telnet {peer}: cannot set TCP_NODELAY: {e}");
-        }
+        config: Arc<TelnetConfig>,
+    ) -> Addr<Self>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
         Self::create(move |ctx| {
-            let (read, write) = stream.into_split();
+            let (read, write) = tokio::io::split(stream);
             ctx.add_stream(ReaderStream::new(read));
             let (out, writer) = Outbound::spawn(write);
-            let mut parser = TelnetParser::new(TelnetLimits {
-                max_line_chars: limits.max_line_chars,
+            let parser = TelnetParser::new(TelnetLimits {
+                max_line_chars: config.limits.max_line_chars,
                 max_subnegotiation_bytes: MAX_SUBNEGOTIATION_BYTES,
             });
-            parser.support_local(OPT_ECHO);
             Self {
                 sessid: None,
                 peer,
+                protocol_key,
                 handler,
                 parser,
+                negotiator: Negotiator::new(config.mssp.clone()),
+                flags: ProtocolFlags::default(),
                 encoding: Encoding::Utf8,
-                limits,
+                limits: config.limits,
+                players: Arc::clone(&config.players),
                 out: Some(out),
                 writer: Some(writer),
+                mccp: None,
                 events: Vec::new(),
+                effects: Vec::new(),
                 first_line: true,
             }
         })
     }
 
-    fn write(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
+    /// Queues bytes for the client, compressed once MCCP2 is on.
+    fn write(&mut self, bytes: &[u8], ctx: &mut Context<Self>) {
+        let bytes = match &mut self.mccp {
+            Some(z) => Bytes::from(z.compress(bytes)),
+            None => Bytes::copy_from_slice(bytes),
+        };
+        self.enqueue(bytes, ctx);
+    }
+
+    fn enqueue(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         let Some(out) = &self.out else {
             return;
         };
@@ -121,18 +177,73 @@ impl TelnetSession {
         }
     }
 
+    fn render(&self, text: &str) -> String {
+        let color = if self.flags.nocolor || self.flags.screenreader {
+            ColorMode::None
+        } else if self.flags.truecolor {
+            ColorMode::TrueColor
+        } else if self.flags.xterm256 {
+            ColorMode::Xterm256
+        } else if self.flags.ansi {
+            ColorMode::Ansi
+        } else {
+            ColorMode::None
+        };
+        to_ansi(
+            text,
+            RenderOptions {
+                color,
+                screenreader: self.flags.screenreader,
+            },
+        )
+    }
+
     fn write_text(&mut self, text: &str, line_end: bool, ctx: &mut Context<Self>) {
-        let mut buf = BytesMut::with_capacity(text.len() + 2);
-        encode_output(text, self.encoding, &mut buf);
-        if line_end && !text.ends_with('\n') {
+        let rendered = self.render(text);
+        let mut buf = BytesMut::with_capacity(rendered.len() + 4);
+        encode_output(&rendered, self.encoding, &mut buf);
+        if line_end && !rendered.ends_with('\n') {
             buf.extend_from_slice(b"\r\n");
         }
-        self.write(buf.freeze(), ctx);
+        self.write(&buf, ctx);
+    }
+
+    /// A prompt has no line end; EOR (or GA) tells the client where it stops.
+    fn write_prompt(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let rendered = self.render(text);
+        let mut buf = BytesMut::with_capacity(rendered.len() + 2);
+        encode_output(&rendered, self.encoding, &mut buf);
+        if self.flags.eor {
+            buf.extend_from_slice(&[IAC, EOR]);
+        } else if !self.flags.nogoahead {
+            buf.extend_from_slice(&[IAC, GA]);
+        }
+        self.write(&buf, ctx);
+    }
+
+    fn write_oob(&mut self, msg: &OobMessage, ctx: &mut Context<Self>) {
+        if self.flags.gmcp {
+            let payload = gmcp_encode(msg);
+            if !payload.is_empty() {
+                self.write(&subnegotiation(OPT_GMCP, &payload), ctx);
+            }
+        }
+        if self.flags.msdp {
+            let payload = msdp_encode(msg);
+            if !payload.is_empty() {
+                self.write(&subnegotiation(OPT_MSDP, &payload), ctx);
+            }
+        }
     }
 
     fn close(&mut self, reason: &str, ctx: &mut Context<Self>) {
         if !reason.is_empty() {
             self.write_text(reason, true, ctx);
+        }
+        // A compressed stream is ended properly, or the client reports an error.
+        if let Some(mut z) = self.mccp.take() {
+            let tail = z.finish();
+            self.enqueue(Bytes::from(tail), ctx);
         }
         // Dropping the queue lets the writer finish and shut the socket down.
         self.out = None;
@@ -146,6 +257,51 @@ impl TelnetSession {
             .into_actor(self)
             .map(|(), _, ctx| ctx.stop()),
         );
+    }
+
+    fn sync_flags(&self) {
+        if let Some(sessid) = self.sessid {
+            self.handler.do_send(SessionFlagsChanged {
+                sessid,
+                flags: self.flags.clone(),
+            });
+        }
+    }
+
+    fn apply_effects(&mut self, ctx: &mut Context<Self>) {
+        let effects = std::mem::take(&mut self.effects);
+        for effect in effects {
+            match effect {
+                Effect::Send(bytes) => self.write(&bytes, ctx),
+                Effect::StartCompression => {
+                    if self.mccp.is_none() {
+                        self.mccp = Some(Mccp2::new());
+                    }
+                }
+                Effect::StopCompression => {
+                    if let Some(mut z) = self.mccp.take() {
+                        let tail = z.finish();
+                        self.enqueue(Bytes::from(tail), ctx);
+                    }
+                }
+                Effect::SetEncoding(encoding) => {
+                    self.encoding = encoding;
+                    self.parser.set_encoding(encoding);
+                }
+                Effect::FlagsChanged => self.sync_flags(),
+                Effect::Oob(msg) => {
+                    if let Some(sessid) = self.sessid {
+                        self.handler.do_send(SessionInput {
+                            sessid,
+                            input: Input::Oob(msg),
+                        });
+                    }
+                }
+                Effect::Settled => {
+                    log::debug!("telnet session {:?}: negotiation settled", self.sessid);
+                }
+            }
+        }
     }
 
     fn on_event(&mut self, event: TelnetEvent, ctx: &mut Context<Self>) {
@@ -173,10 +329,16 @@ impl TelnetSession {
             TelnetEvent::Error(e) => {
                 log::info!("telnet session {:?}: {e}; ignored", self.sessid);
             }
-            TelnetEvent::Send(bytes) => self.write(Bytes::from(bytes), ctx),
-            TelnetEvent::Subnegotiation { .. }
-            | TelnetEvent::OptionEnabled { .. }
-            | TelnetEvent::OptionDisabled { .. } => {}
+            TelnetEvent::Send(bytes) => self.write(&bytes, ctx),
+            other => {
+                self.negotiator
+                    .set_players(self.players.load(Ordering::Relaxed));
+                let mut effects = std::mem::take(&mut self.effects);
+                self.negotiator
+                    .on_event(other, &mut self.flags, &mut effects);
+                self.effects = effects;
+                self.apply_effects(ctx);
+            }
         }
     }
 }
@@ -186,9 +348,9 @@ impl Actor for TelnetSession {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let open = OpenSession {
-            protocol_key: PROTOCOL_KEY,
+            protocol_key: self.protocol_key,
             address: self.peer.ip().to_string(),
-            flags: ProtocolFlags::default(),
+            flags: self.flags.clone(),
             endpoint: ctx.address().recipient(),
         };
         // Nothing is read or written until the session has its id.
@@ -197,7 +359,22 @@ impl Actor for TelnetSession {
                 .send(open)
                 .into_actor(self)
                 .map(|result, act, ctx| match result {
-                    Ok(sessid) => act.sessid = Some(sessid),
+                    Ok(sessid) => {
+                        act.sessid = Some(sessid);
+                        let offers = act.negotiator.offer(&mut act.parser);
+                        act.write(&offers, ctx);
+                        ctx.run_later(NEGOTIATION_TIMEOUT, |act, ctx| {
+                            if !act.negotiator.is_settled() {
+                                let mut effects = std::mem::take(&mut act.effects);
+                                act.negotiator.timeout(&mut effects);
+                                act.effects = effects;
+                                act.apply_effects(ctx);
+                            }
+                        });
+                        ctx.run_interval(KEEPALIVE_INTERVAL, |act, ctx| {
+                            act.write(&[IAC, NOP], ctx)
+                        });
+                    }
                     Err(_) => ctx.stop(),
                 }),
         );
@@ -242,20 +419,21 @@ impl Handler<ToSession> for TelnetSession {
     fn handle(&mut self, msg: ToSession, ctx: &mut Self::Context) {
         match msg {
             ToSession::Output(Output::Text(text)) => self.write_text(&text, true, ctx),
-            ToSession::Output(Output::Prompt(text)) => self.write_text(&text, false, ctx),
+            ToSession::Output(Output::Prompt(text)) => self.write_prompt(&text, ctx),
             ToSession::Output(Output::Echo(hide)) => {
                 if let Some(bytes) = self.parser.request_local(OPT_ECHO, hide) {
-                    self.write(Bytes::from(bytes), ctx);
+                    self.write(&bytes, ctx);
                 }
             }
-            // Out-of-band data needs GMCP or MSDP, which this connection has
-            // not negotiated.
-            ToSession::Output(Output::Oob(_)) => {}
+            ToSession::Output(Output::Oob(msg)) => self.write_oob(&msg, ctx),
             ToSession::Flags(flags) => {
+                // The Server changed client options (`option`, `encoding`):
+                // adopt them without echoing them back.
                 if let Some(encoding) = Encoding::from_name(&flags.encoding) {
                     self.encoding = encoding;
                     self.parser.set_encoding(encoding);
                 }
+                self.flags = flags;
             }
             ToSession::Close { reason } => self.close(&reason, ctx),
         }
@@ -289,12 +467,21 @@ async fn finish_writer(mut writer: JoinHandle<()>) {
 pub async fn accept_clients(
     listener: TcpListener,
     handler: Addr<PortalSessionHandler>,
-    limits: TelnetSessionLimits,
+    config: Arc<TelnetConfig>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                TelnetSession::start(stream, peer, handler.clone(), limits);
+                if let Err(e) = stream.set_nodelay(true) {
+                    log::debug!("telnet {peer}: cannot set TCP_NODELAY: {e}");
+                }
+                TelnetSession::start(
+                    stream,
+                    peer,
+                    PROTOCOL_KEY,
+                    handler.clone(),
+                    Arc::clone(&config),
+                );
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait, never give up the port.

@@ -1,0 +1,309 @@
+//! The MUD option suite a telnet session offers and the client's answers, as
+//! a sans-IO state machine: telnet events in, effects out (bytes to send,
+//! flags that changed, out-of-band input, compression to start).
+//!
+//! It knows nothing of sockets or actors; `TelnetSession` carries out the
+//! effects. Options offered at connect: SGA, ECHO (on request only), NAWS,
+//! TTYPE with the MTTS cycle, MCCP2, GMCP, MSDP, MSSP, EOR and CHARSET.
+
+use std::collections::BTreeSet;
+
+use super::mssp::{mssp_payload, MsspInfo, OPT_MSSP};
+use super::mtts::{ttype_send, TtypeCycle, TtypeStep, OPT_TTYPE};
+use super::oob::{gmcp_decode, msdp_decode, OPT_GMCP, OPT_MSDP};
+use super::parser::{subnegotiation, Encoding, TelnetEvent, TelnetParser, OPT_ECHO, OPT_SGA};
+use crate::protocols::link::OobMessage;
+use crate::session::ProtocolFlags;
+
+/// Negotiate About Window Size (RFC 1073).
+pub const OPT_NAWS: u8 = 31;
+/// End of Record (RFC 885): marks the end of a prompt.
+pub const OPT_EOR: u8 = 25;
+/// CHARSET (RFC 2066).
+pub const OPT_CHARSET: u8 = 42;
+/// MUD Client Compression Protocol v2: zlib output from the server.
+pub const OPT_MCCP2: u8 = 86;
+
+const CHARSET_REQUEST: u8 = 1;
+const CHARSET_ACCEPTED: u8 = 2;
+const CHARSET_REJECTED: u8 = 3;
+
+/// What the session must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Write these bytes as they are (before any compression that follows).
+    Send(Vec<u8>),
+    /// Everything written from now on is zlib-compressed (MCCP2).
+    StartCompression,
+    /// Stop compressing (the client turned MCCP2 off).
+    StopCompression,
+    /// The text encoding agreed by CHARSET.
+    SetEncoding(Encoding),
+    /// Protocol flags changed; the Server should hear of it.
+    FlagsChanged,
+    /// An out-of-band call from the client (GMCP or MSDP).
+    Oob(OobMessage),
+    /// Every offered option has been answered (or the wait timed out).
+    Settled,
+}
+
+/// Options we offer to do ourselves (WILL) and ask the client to do (DO).
+const LOCAL_OFFERS: [u8; 7] = [
+    OPT_SGA,
+    OPT_MCCP2,
+    OPT_GMCP,
+    OPT_MSDP,
+    OPT_MSSP,
+    OPT_EOR,
+    OPT_CHARSET,
+];
+const REMOTE_OFFERS: [u8; 2] = [OPT_NAWS, OPT_TTYPE];
+
+/// The negotiation state of one session.
+#[derive(Debug)]
+pub struct Negotiator {
+    /// Offers not answered yet.
+    pending: BTreeSet<(u8, bool)>,
+    ttype: Option<TtypeCycle>,
+    settled: bool,
+    mssp: MsspInfo,
+}
+
+impl Negotiator {
+    pub fn new(mssp: MsspInfo) -> Self {
+        Self {
+            pending: BTreeSet::new(),
+            ttype: None,
+            settled: false,
+            mssp,
+        }
+    }
+
+    /// The opening offers; registers every supported option with `parser`.
+    pub fn offer(&mut self, parser: &mut TelnetParser) -> Vec<u8> {
+        parser.support_local(OPT_ECHO);
+        let mut out = Vec::new();
+        for option in LOCAL_OFFERS {
+            parser.support_local(option);
+            if let Some(bytes) = parser.request_local(option, true) {
+                out.extend_from_slice(&bytes);
+                self.pending.insert((option, true));
+            }
+        }
+        for option in REMOTE_OFFERS {
+            parser.support_remote(option);
+            if let Some(bytes) = parser.request_remote(option, true) {
+                out.extend_from_slice(&bytes);
+                self.pending.insert((option, false));
+            }
+        }
+        out
+    }
+
+    pub fn is_settled(&self) -> bool {
+        self.settled
+    }
+
+    /// The negotiation wait is over: whatever is still unanswered is taken as
+    /// refused (clients that negotiate nothing still work as line terminals).
+    pub fn timeout(&mut self, effects: &mut Vec<Effect>) {
+        self.pending.clear();
+        self.ttype = None;
+        self.settle(effects);
+    }
+
+    fn answered(&mut self, option: u8, local: bool, effects: &mut Vec<Effect>) {
+        self.pending.remove(&(option, local));
+        if self.pending.is_empty() && self.ttype.is_none() {
+            self.settle(effects);
+        }
+    }
+
+    fn settle(&mut self, effects: &mut Vec<Effect>) {
+        if !self.settled {
+            self.settled = true;
+            effects.push(Effect::FlagsChanged);
+            effects.push(Effect::Settled);
+        }
+    }
+
+    /// Updates the MSSP figures sent to crawlers.
+    pub fn set_players(&mut self, players: usize) {
+        self.mssp.players = players;
+    }
+
+    /// Handles one parser event that concerns options.
+    pub fn on_event(
+        &mut self,
+        event: TelnetEvent,
+        flags: &mut ProtocolFlags,
+        effects: &mut Vec<Effect>,
+    ) {
+        match event {
+            TelnetEvent::OptionEnabled { option, local } => {
+                self.enabled(option, local, flags, effects);
+                self.answered(option, local, effects);
+            }
+            TelnetEvent::OptionDisabled { option, local } => {
+                self.disabled(option, local, flags, effects);
+                self.answered(option, local, effects);
+            }
+            TelnetEvent::Subnegotiation { option, data } => {
+                self.subnegotiation(option, &data, flags, effects)
+            }
+            TelnetEvent::Line(_) | TelnetEvent::Error(_) | TelnetEvent::Send(_) => {}
+        }
+    }
+
+    fn enabled(
+        &mut self,
+        option: u8,
+        local: bool,
+        flags: &mut ProtocolFlags,
+        effects: &mut Vec<Effect>,
+    ) {
+        match (option, local) {
+            (OPT_MCCP2, true) => {
+                // The marker goes out uncompressed; everything after it is
+                // compressed.
+                effects.push(Effect::Send(subnegotiation(OPT_MCCP2, &[])));
+                effects.push(Effect::StartCompression);
+                flags.mccp = true;
+            }
+            (OPT_GMCP, true) => {
+                flags.gmcp = true;
+                flags.oob = true;
+            }
+            (OPT_MSDP, true) => {
+                flags.msdp = true;
+                flags.oob = true;
+            }
+            (OPT_MSSP, true) => effects.push(Effect::Send(subnegotiation(
+                OPT_MSSP,
+                &mssp_payload(&self.mssp),
+            ))),
+            (OPT_EOR, true) => flags.eor = true,
+            (OPT_SGA, true) => flags.nogoahead = true,
+            (OPT_CHARSET, true) => {
+                let mut request = vec![CHARSET_REQUEST];
+                request.extend_from_slice(b";UTF-8;ISO-8859-1");
+                effects.push(Effect::Send(subnegotiation(OPT_CHARSET, &request)));
+            }
+            (OPT_NAWS, false) => flags.naws = true,
+            (OPT_TTYPE, false) => {
+                self.ttype = Some(TtypeCycle::new());
+                effects.push(Effect::Send(subnegotiation(OPT_TTYPE, &ttype_send())));
+            }
+            _ => return,
+        }
+        if self.settled {
+            effects.push(Effect::FlagsChanged);
+        }
+    }
+
+    fn disabled(
+        &mut self,
+        option: u8,
+        local: bool,
+        flags: &mut ProtocolFlags,
+        effects: &mut Vec<Effect>,
+    ) {
+        match (option, local) {
+            (OPT_MCCP2, true) => {
+                if flags.mccp {
+                    effects.push(Effect::StopCompression);
+                }
+                flags.mccp = false;
+            }
+            (OPT_GMCP, true) => flags.gmcp = false,
+            (OPT_MSDP, true) => flags.msdp = false,
+            (OPT_EOR, true) => flags.eor = false,
+            (OPT_SGA, true) => flags.nogoahead = false,
+            (OPT_NAWS, false) => flags.naws = false,
+            (OPT_TTYPE, false) => self.ttype = None,
+            _ => return,
+        }
+        flags.oob = flags.gmcp || flags.msdp;
+        if self.settled {
+            effects.push(Effect::FlagsChanged);
+        }
+    }
+
+    fn subnegotiation(
+        &mut self,
+        option: u8,
+        data: &[u8],
+        flags: &mut ProtocolFlags,
+        effects: &mut Vec<Effect>,
+    ) {
+        match option {
+            OPT_NAWS => {
+                if let [w1, w0, h1, h0] = data {
+                    let width = u16::from_be_bytes([*w1, *w0]);
+                    let height = u16::from_be_bytes([*h1, *h0]);
+                    // 0 means "unknown" in NAWS; keep what we had.
+                    if width > 0 {
+                        flags.screen_width = width;
+                    }
+                    if height > 0 {
+                        flags.screen_height = height;
+                    }
+                    if self.settled {
+                        effects.push(Effect::FlagsChanged);
+                    }
+                }
+            }
+            OPT_TTYPE => {
+                let Some(cycle) = &mut self.ttype else {
+                    return;
+                };
+                match cycle.on_is(data) {
+                    TtypeStep::Ask => {
+                        effects.push(Effect::Send(subnegotiation(OPT_TTYPE, &ttype_send())))
+                    }
+                    TtypeStep::Done(info) => {
+                        self.ttype = None;
+                        flags.client_name = info.client_name;
+                        flags.term = info.term;
+                        flags.ansi = info.ansi;
+                        flags.xterm256 = info.xterm256;
+                        flags.truecolor = info.truecolor;
+                        flags.utf8 = info.utf8 || flags.utf8;
+                        flags.screenreader = info.screenreader || flags.screenreader;
+                        flags.mtts = info.mtts;
+                        flags.ttype = true;
+                        if self.settled {
+                            effects.push(Effect::FlagsChanged);
+                        } else if self.pending.is_empty() {
+                            self.settle(effects);
+                        }
+                    }
+                }
+            }
+            OPT_CHARSET => match data.split_first() {
+                Some((&CHARSET_ACCEPTED, name)) => {
+                    let name = String::from_utf8_lossy(name);
+                    if let Some(encoding) = Encoding::from_name(name.trim()) {
+                        flags.encoding = encoding.name().to_owned();
+                        effects.push(Effect::SetEncoding(encoding));
+                        if self.settled {
+                            effects.push(Effect::FlagsChanged);
+                        }
+                    }
+                }
+                Some((&CHARSET_REJECTED, _)) | Some(_) | None => {}
+            },
+            OPT_GMCP => {
+                if let Some(msg) = gmcp_decode(data) {
+                    effects.push(Effect::Oob(msg));
+                }
+            }
+            OPT_MSDP => {
+                for msg in msdp_decode(data) {
+                    effects.push(Effect::Oob(msg));
+                }
+            }
+            _ => {}
+        }
+    }
+}
