@@ -34,7 +34,7 @@ use crate::actors::portal::handler::{
 };
 use crate::actors::portal::limits::MAX_CHAR_LIMIT_WARNING;
 use crate::protocols::link::{Input, OobMessage, Output};
-use crate::protocols::text::{to_ansi, ColorMode, RenderOptions};
+use crate::protocols::text::{to_ansi, RenderOptions};
 use crate::session::{ProtocolFlags, SessionId};
 use mccp::Mccp2;
 use mssp::MsspInfo;
@@ -178,24 +178,7 @@ impl TelnetSession {
     }
 
     fn render(&self, text: &str) -> String {
-        let color = if self.flags.nocolor || self.flags.screenreader {
-            ColorMode::None
-        } else if self.flags.truecolor {
-            ColorMode::TrueColor
-        } else if self.flags.xterm256 {
-            ColorMode::Xterm256
-        } else if self.flags.ansi {
-            ColorMode::Ansi
-        } else {
-            ColorMode::None
-        };
-        to_ansi(
-            text,
-            RenderOptions {
-                color,
-                screenreader: self.flags.screenreader,
-            },
-        )
+        to_ansi(text, RenderOptions::for_client(&self.flags))
     }
 
     fn write_text(&mut self, text: &str, line_end: bool, ctx: &mut Context<Self>) {

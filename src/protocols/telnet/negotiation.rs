@@ -26,7 +26,6 @@ pub const OPT_MCCP2: u8 = 86;
 
 const CHARSET_REQUEST: u8 = 1;
 const CHARSET_ACCEPTED: u8 = 2;
-const CHARSET_REJECTED: u8 = 3;
 
 /// What the session must do.
 #[derive(Debug, Clone, PartialEq)]
@@ -280,8 +279,8 @@ impl Negotiator {
                     }
                 }
             }
-            OPT_CHARSET => match data.split_first() {
-                Some((&CHARSET_ACCEPTED, name)) => {
+            OPT_CHARSET => {
+                if let Some((&CHARSET_ACCEPTED, name)) = data.split_first() {
                     let name = String::from_utf8_lossy(name);
                     if let Some(encoding) = Encoding::from_name(name.trim()) {
                         flags.encoding = encoding.name().to_owned();
@@ -291,8 +290,8 @@ impl Negotiator {
                         }
                     }
                 }
-                Some((&CHARSET_REJECTED, _)) | Some(_) | None => {}
-            },
+                // CHARSET REJECTED (3) or anything else: stay with the default.
+            }
             OPT_GMCP => {
                 if let Some(msg) = gmcp_decode(data) {
                     effects.push(Effect::Oob(msg));
