@@ -195,9 +195,7 @@ impl Negotiator {
             }
             _ => return,
         }
-        if self.settled {
-            effects.push(Effect::FlagsChanged);
-        }
+        effects.push(Effect::FlagsChanged);
     }
 
     fn disabled(
@@ -223,9 +221,7 @@ impl Negotiator {
             _ => return,
         }
         flags.oob = flags.gmcp || flags.msdp;
-        if self.settled {
-            effects.push(Effect::FlagsChanged);
-        }
+        effects.push(Effect::FlagsChanged);
     }
 
     fn subnegotiation(
@@ -247,9 +243,7 @@ impl Negotiator {
                     if height > 0 {
                         flags.screen_height = height;
                     }
-                    if self.settled {
-                        effects.push(Effect::FlagsChanged);
-                    }
+                    effects.push(Effect::FlagsChanged);
                 }
             }
             OPT_TTYPE => {
@@ -271,9 +265,8 @@ impl Negotiator {
                         flags.screenreader = info.screenreader || flags.screenreader;
                         flags.mtts = info.mtts;
                         flags.ttype = true;
-                        if self.settled {
-                            effects.push(Effect::FlagsChanged);
-                        } else if self.pending.is_empty() {
+                        effects.push(Effect::FlagsChanged);
+                        if self.pending.is_empty() {
                             self.settle(effects);
                         }
                     }
@@ -285,9 +278,7 @@ impl Negotiator {
                     if let Some(encoding) = Encoding::from_name(name.trim()) {
                         flags.encoding = encoding.name().to_owned();
                         effects.push(Effect::SetEncoding(encoding));
-                        if self.settled {
-                            effects.push(Effect::FlagsChanged);
-                        }
+                        effects.push(Effect::FlagsChanged);
                     }
                 }
                 // CHARSET REJECTED (3) or anything else: stay with the default.
@@ -304,5 +295,158 @@ impl Negotiator {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::telnet::parser::{TelnetLimits, DO, IAC, SB, SE, WILL};
+
+    fn setup() -> (Negotiator, TelnetParser, ProtocolFlags) {
+        let info = MsspInfo {
+            name: "Test".into(),
+            players: 3,
+            uptime: 1,
+            ports: vec![4000],
+            codebase: "gatehouse".into(),
+            ssl_ports: vec![],
+            gmcp: true,
+            msdp: true,
+        };
+        let mut parser = TelnetParser::new(TelnetLimits {
+            max_line_chars: 100,
+            max_subnegotiation_bytes: 1000,
+        });
+        let mut n = Negotiator::new(info);
+        let offers = n.offer(&mut parser);
+        assert!(offers.windows(3).any(|w| w == [IAC, WILL, OPT_MCCP2]));
+        assert!(offers.windows(3).any(|w| w == [IAC, DO, OPT_NAWS]));
+        (n, parser, ProtocolFlags::default())
+    }
+
+    /// Feeds client bytes through the parser and the negotiator.
+    fn feed(
+        n: &mut Negotiator,
+        p: &mut TelnetParser,
+        f: &mut ProtocolFlags,
+        bytes: &[u8],
+    ) -> Vec<Effect> {
+        let mut events = Vec::new();
+        p.feed(bytes, &mut events);
+        let mut effects = Vec::new();
+        for e in events {
+            n.on_event(e, f, &mut effects);
+        }
+        effects
+    }
+
+    #[test]
+    fn naws_sets_the_window_size() {
+        let (mut n, mut p, mut f) = setup();
+        feed(&mut n, &mut p, &mut f, &[IAC, WILL, OPT_NAWS]);
+        let fx = feed(
+            &mut n,
+            &mut p,
+            &mut f,
+            &[IAC, SB, OPT_NAWS, 0, 132, 0, 50, IAC, SE],
+        );
+        assert_eq!((f.screen_width, f.screen_height), (132, 50));
+        assert!(f.naws);
+        assert!(fx.contains(&Effect::FlagsChanged));
+        // A width of 255 arrives doubled and is read as one byte.
+        feed(
+            &mut n,
+            &mut p,
+            &mut f,
+            &[IAC, SB, OPT_NAWS, 0, IAC, IAC, 0, 0, IAC, SE],
+        );
+        assert_eq!(
+            (f.screen_width, f.screen_height),
+            (255, 50),
+            "0 height keeps the old one"
+        );
+    }
+
+    #[test]
+    fn mccp2_sends_the_marker_then_compresses() {
+        let (mut n, mut p, mut f) = setup();
+        let fx = feed(&mut n, &mut p, &mut f, &[IAC, DO, OPT_MCCP2]);
+        assert_eq!(fx[0], Effect::Send(vec![IAC, SB, OPT_MCCP2, IAC, SE]));
+        assert_eq!(fx[1], Effect::StartCompression);
+        assert!(f.mccp);
+        let fx = feed(&mut n, &mut p, &mut f, &[IAC, 254, OPT_MCCP2]);
+        assert!(fx.contains(&Effect::StopCompression));
+        assert!(!f.mccp);
+    }
+
+    #[test]
+    fn the_ttype_cycle_fills_in_the_client() {
+        let (mut n, mut p, mut f) = setup();
+        let fx = feed(&mut n, &mut p, &mut f, &[IAC, WILL, OPT_TTYPE]);
+        assert!(fx.contains(&Effect::Send(subnegotiation(OPT_TTYPE, &ttype_send()))));
+        for answer in ["TINTIN++", "XTERM", "MTTS 13"] {
+            let mut bytes = vec![IAC, SB, OPT_TTYPE, 0];
+            bytes.extend_from_slice(answer.as_bytes());
+            bytes.extend_from_slice(&[IAC, SE]);
+            feed(&mut n, &mut p, &mut f, &bytes);
+        }
+        assert_eq!(f.client_name.as_deref(), Some("TINTIN++"));
+        assert!(f.truecolor && f.ansi && f.utf8 && f.ttype);
+        assert_eq!(f.mtts, Some(13));
+    }
+
+    #[test]
+    fn charset_agrees_on_an_encoding() {
+        let (mut n, mut p, mut f) = setup();
+        let fx = feed(&mut n, &mut p, &mut f, &[IAC, DO, OPT_CHARSET]);
+        assert!(matches!(&fx[0], Effect::Send(b) if b.starts_with(&[IAC, SB, OPT_CHARSET, 1])));
+        let mut accepted = vec![IAC, SB, OPT_CHARSET, 2];
+        accepted.extend_from_slice(b"ISO-8859-1");
+        accepted.extend_from_slice(&[IAC, SE]);
+        let fx = feed(&mut n, &mut p, &mut f, &accepted);
+        assert!(fx.contains(&Effect::SetEncoding(Encoding::Latin1)));
+        assert_eq!(f.encoding, "latin-1");
+    }
+
+    #[test]
+    fn mssp_and_gmcp() {
+        let (mut n, mut p, mut f) = setup();
+        let fx = feed(&mut n, &mut p, &mut f, &[IAC, DO, OPT_MSSP]);
+        assert!(matches!(&fx[0], Effect::Send(b) if b.windows(4).any(|w| w == b"Test")));
+        feed(&mut n, &mut p, &mut f, &[IAC, DO, OPT_GMCP]);
+        assert!(f.gmcp && f.oob);
+        let mut hello = vec![IAC, SB, OPT_GMCP];
+        hello.extend_from_slice(br#"Core.Hello {"client":"x"}"#);
+        hello.extend_from_slice(&[IAC, SE]);
+        let fx = feed(&mut n, &mut p, &mut f, &hello);
+        assert!(matches!(&fx[0], Effect::Oob(m) if m.name == "hello"));
+    }
+
+    #[test]
+    fn a_client_that_answers_nothing_settles_at_the_timeout() {
+        let (mut n, _p, _f) = setup();
+        assert!(!n.is_settled());
+        let mut fx = Vec::new();
+        n.timeout(&mut fx);
+        assert!(n.is_settled());
+        assert!(fx.contains(&Effect::Settled));
+        let mut again = Vec::new();
+        n.timeout(&mut again);
+        assert!(again.is_empty(), "settles once");
+    }
+
+    #[test]
+    fn refusing_everything_settles_without_a_timeout() {
+        let (mut n, mut p, mut f) = setup();
+        let mut refusals = Vec::new();
+        for o in LOCAL_OFFERS {
+            refusals.extend_from_slice(&[IAC, 254, o]);
+        }
+        for o in REMOTE_OFFERS {
+            refusals.extend_from_slice(&[IAC, 252, o]);
+        }
+        let fx = feed(&mut n, &mut p, &mut f, &refusals);
+        assert!(fx.contains(&Effect::Settled));
     }
 }
