@@ -210,3 +210,43 @@ fn gmcp_from_the_client_does_not_disturb_the_session() {
     c.line("look");
     c.expect_text("Welcome to gatehouse!");
 }
+
+#[test]
+fn gmcp_core_hello_gets_an_answer_and_mudlet_can_log_in_over_gmcp() {
+    let game = Game::start(&[]);
+    let mut setup = game.connect();
+    setup.create_and_login("Nell", PASSWORD);
+    setup.send("quit");
+
+    let mut c = Raw::connect(&game);
+    c.expect(&[IAC, WILL, GMCP]);
+    c.send(&[IAC, DO, GMCP]);
+    c.send(&sb(
+        GMCP,
+        br#"Core.Hello {"client":"Mudlet","version":"4.17"}"#,
+    ));
+    // A Core.Supports.Set far larger than any small buffer.
+    let mut supports = String::from("Core.Supports.Set [");
+    for i in 0..400 {
+        supports.push_str(&format!("\"Pkg{i}.Sub 1\","));
+    }
+    supports.push_str("\"Char 1\"]");
+    c.send(&sb(GMCP, supports.as_bytes()));
+    // The server offers Mudlet's GMCP login.
+    c.expect(b"Char.Login.Default");
+    c.send(&sb(GMCP, br#"Core.Commands.Get"#));
+    // The answer uses the same GMCP package and lists the input functions.
+    c.expect(b"Core.Commands.Get {");
+    let list = c.expect(&[IAC, SE]);
+    assert!(String::from_utf8_lossy(&list).contains("get_client_options"));
+
+    let credentials =
+        format!(r#"Char.Login.Credentials {{"account":"Nell","password":"{PASSWORD}"}}"#);
+    c.send(&sb(GMCP, credentials.as_bytes()));
+    c.expect(b"Char.Login.Result");
+    let result = c.expect(&[IAC, SE]);
+    assert!(String::from_utf8_lossy(&result).contains("\"success\":true"));
+    c.expect_text("You are logged in.");
+    c.line("who");
+    c.expect_text("Nell");
+}

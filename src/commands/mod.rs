@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod character;
+pub mod inputfuncs;
 pub mod unloggedin;
 
 /// A command line split into its verb (lower-cased) and the rest.

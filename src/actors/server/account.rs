@@ -27,7 +27,7 @@ use crate::commands::account::{self as text, AccountCommand, CharacterLine};
 use crate::commands::character::{self as ic_text, CharacterCommand};
 use crate::commands::not_available;
 use crate::models::DbError;
-use crate::protocols::link::{Input, ServerToPortal};
+use crate::protocols::link::{Input, Output, ServerToPortal};
 use crate::session::{now_millis, AccountId, CharacterId, SessionId, SessionSyncData};
 
 /// A session joined this account.
@@ -791,6 +791,15 @@ impl Account {
                     sessid,
                     format!("\nWelcome, {}! You are logged in.", self.name),
                 );
+                // Web clients and GMCP clients learn of the login out of band.
+                self.server.link.do_send(ToPortal(ServerToPortal::DataOut {
+                    sessid,
+                    output: Output::Oob(crate::commands::inputfuncs::oob(
+                        "logged_in",
+                        Vec::new(),
+                        serde_json::Map::new(),
+                    )),
+                }));
                 let target = if self.server.settings.server.auto_puppet_on_login {
                     self.rules.auto_puppet_target(sessid, self.last_puppet)
                 } else {

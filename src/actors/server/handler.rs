@@ -23,6 +23,7 @@ use super::world::World;
 use super::StopRequest;
 use crate::actors::db::{AccountRecord, DbExecutor};
 use crate::commands::account::{apply_option, booted, IDLE_TIMEOUT_REASON};
+use crate::commands::inputfuncs::apply_client_options;
 use crate::protocols::link::{Output, PortalToServer, RestartMode, ServerToPortal};
 use crate::session::{
     now_millis, AccountId, CharacterId, ProtocolFlags, SessionId, SessionSyncData,
@@ -102,6 +103,15 @@ pub struct ChangeOption {
     pub sessid: SessionId,
     pub name: String,
     pub value: String,
+}
+
+/// `client_options` for one session: applies `set` (nothing to set: just
+/// reports); answers the flags and the option names that were not understood.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<(ProtocolFlags, Vec<String>)>")]
+pub struct ClientOptions {
+    pub sessid: SessionId,
+    pub set: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Disconnect the sessions of an account (by name) or one session (by id);
@@ -591,6 +601,24 @@ impl Handler<ChangeOption> for ServerSessionHandler {
             sessions: vec![record],
         });
         Ok(answer)
+    }
+}
+
+impl Handler<ClientOptions> for ServerSessionHandler {
+    type Result = Option<(ProtocolFlags, Vec<String>)>;
+
+    fn handle(&mut self, msg: ClientOptions, _: &mut Context<Self>) -> Self::Result {
+        let entry = self.sessions.get_mut(&msg.sessid)?;
+        let before = entry.record.protocol_flags.clone();
+        let rejected = apply_client_options(&mut entry.record.protocol_flags, &msg.set);
+        let flags = entry.record.protocol_flags.clone();
+        if flags != before {
+            let record = entry.record.clone();
+            self.to_portal(ServerToPortal::SessionsSync {
+                sessions: vec![record],
+            });
+        }
+        Some((flags, rejected))
     }
 }
 

@@ -11,14 +11,17 @@ use actix::prelude::*;
 use super::account::{Account, AccountInput};
 use super::context::ServerContext;
 use super::handler::{
-    DisconnectSession, ForgiveAttempt, Login, Settle, ThrottleAttempt, ThrottleKind, UpdateFlags,
+    ClientOptions, DisconnectSession, ForgiveAttempt, Login, Settle, ThrottleAttempt, ThrottleKind,
+    UpdateFlags,
 };
+use super::link::ToPortal;
 use crate::actors::db::{Authenticate, CreateAccount, CreateCharacter};
 use crate::commands::account::DEFAULT_DESCRIPTION;
+use crate::commands::inputfuncs::{self, InputFunc};
 use crate::commands::not_available;
 use crate::commands::unloggedin::{self, UnloggedInCommand, GOODBYE, LOGIN_FAILED};
 use crate::models::DbError;
-use crate::protocols::link::Input;
+use crate::protocols::link::{Input, OobMessage, Output, ServerToPortal};
 use crate::protocols::telnet::parser::Encoding;
 use crate::session::{ProtocolFlags, SessionId};
 
@@ -77,7 +80,9 @@ impl ServerSession {
             return;
         };
         match command {
-            UnloggedInCommand::Connect { name, password } => self.connect(name, password, ctx),
+            UnloggedInCommand::Connect { name, password } => {
+                self.connect(name, password, false, ctx)
+            }
             UnloggedInCommand::Create { name, password } => self.create(name, password, ctx),
             UnloggedInCommand::Look => self.say(unloggedin::connection_screen(
                 &self.server.settings.server.name,
@@ -127,7 +132,97 @@ impl ServerSession {
         });
     }
 
-    fn connect(&mut self, name: String, password: String, ctx: &mut Context<Self>) {
+    fn send_oob(&self, msg: OobMessage) {
+        self.server.link.do_send(ToPortal(ServerToPortal::DataOut {
+            sessid: self.sessid,
+            output: Output::Oob(msg),
+        }));
+    }
+
+    fn run_oob(&mut self, msg: &OobMessage, ctx: &mut Context<Self>) {
+        match inputfuncs::parse(msg) {
+            InputFunc::Echo(args) => {
+                let shown: Vec<String> = args.iter().map(ToString::to_string).collect();
+                self.say(format!("Echo returns: {}", shown.join(", ")));
+            }
+            InputFunc::ClientOptions(set) => {
+                let greet = matches!(msg.name.as_str(), "hello") && self.account.is_none();
+                self.client_options(set, ctx);
+                if greet {
+                    // Mudlet logs in over GMCP when the server offers it.
+                    let mut kwargs = serde_json::Map::new();
+                    kwargs.insert("type".into(), serde_json::json!(["password-credentials"]));
+                    self.send_oob(inputfuncs::oob("char_login_default", Vec::new(), kwargs));
+                }
+            }
+            InputFunc::GetClientOptions => self.client_options(serde_json::Map::new(), ctx),
+            InputFunc::GetInputfuncs => {
+                self.send_oob(inputfuncs::oob(
+                    "get_inputfuncs",
+                    Vec::new(),
+                    inputfuncs::inputfunc_docs(),
+                ));
+            }
+            InputFunc::Login { name, password } => {
+                if self.account.is_some() {
+                    self.say("You are already logged in.");
+                } else {
+                    self.connect(name, password, true, ctx);
+                }
+            }
+            InputFunc::Idle | InputFunc::Ignored => {}
+            InputFunc::Unknown(name) => {
+                log::debug!("session {}: unknown input function {name}", self.sessid);
+            }
+        }
+    }
+
+    /// Applies (or, with nothing to set, reports) client options.
+    fn client_options(
+        &mut self,
+        set: serde_json::Map<String, serde_json::Value>,
+        ctx: &mut Context<Self>,
+    ) {
+        let report = set.is_empty();
+        ctx.wait(
+            self.server
+                .handler
+                .send(ClientOptions {
+                    sessid: self.sessid,
+                    set,
+                })
+                .into_actor(self)
+                .map(move |result, act, _| {
+                    let Ok(Some((flags, rejected))) = result else {
+                        return;
+                    };
+                    act.flags = flags.clone();
+                    if !rejected.is_empty() {
+                        act.say(format!(
+                            "Unsupported client option(s): {}.",
+                            rejected.join(", ")
+                        ));
+                    }
+                    if report {
+                        act.send_oob(inputfuncs::oob(
+                            "client_options",
+                            Vec::new(),
+                            inputfuncs::client_options(&flags),
+                        ));
+                    }
+                }),
+        );
+    }
+
+    /// `connect`, or a login over OOB (`oob_result` also answers with a
+    /// `Char.Login.Result` for Mudlet).
+    fn connect(
+        &mut self,
+        name: String,
+        password: String,
+        oob_result: bool,
+        ctx: &mut Context<Self>,
+    ) {
         let db = self.server.db.clone();
         let handler = self.server.handler.clone();
         let sessid = self.sessid;
@@ -176,10 +271,20 @@ impl ServerSession {
                 }
             }
             .into_actor(self)
-            .map(|result, act, _| match result {
-                Ok(account) => act.account = Some(account),
-                Err(message) if !message.is_empty() => act.say(message),
-                Err(_) => {}
+            .map(move |result, act, _| {
+                if oob_result {
+                    let mut kwargs = serde_json::Map::new();
+                    kwargs.insert("success".into(), result.is_ok().into());
+                    if let Err(message) = &result {
+                        kwargs.insert("message".into(), message.clone().into());
+                    }
+                    act.send_oob(inputfuncs::oob("char_login_result", Vec::new(), kwargs));
+                }
+                match result {
+                    Ok(account) => act.account = Some(account),
+                    Err(message) if !message.is_empty() => act.say(message),
+                    Err(_) => {}
+                }
             }),
         );
     }
@@ -293,26 +398,22 @@ impl Handler<SessionCommand> for ServerSession {
     type Result = ();
 
     fn handle(&mut self, msg: SessionCommand, ctx: &mut Context<Self>) {
+        // Out-of-band calls are about the connection, logged in or not.
+        let line = match msg.input {
+            Input::Oob(oob) => return self.run_oob(&oob, ctx),
+            Input::Text(line) => line,
+        };
         if let Some(account) = &self.account {
             if account.connected() {
                 account.do_send(AccountInput {
                     sessid: self.sessid,
-                    input: msg.input,
+                    input: Input::Text(line),
                 });
                 return;
             }
             self.account = None;
         }
-        match msg.input {
-            Input::Text(line) => self.run_unlogged_in(&line, ctx),
-            Input::Oob(oob) => {
-                log::debug!(
-                    "session {}: OOB {} before login ignored",
-                    self.sessid,
-                    oob.name
-                )
-            }
-        }
+        self.run_unlogged_in(&line, ctx);
     }
 }
 
