@@ -27,6 +27,9 @@ pub const SESSID_FILE: &str = "sessid";
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoundPorts {
     pub telnet: Vec<u16>,
+    /// Telnet over TLS; empty unless `portal.tls_cert` and `portal.tls_key` are set.
+    #[serde(default)]
+    pub ssl: Vec<u16>,
     pub link: String,
 }
 
@@ -132,10 +135,26 @@ mod tests {
         game.prepare().unwrap();
         let ports = BoundPorts {
             telnet: vec![4000, 4100],
+            ssl: vec![4003],
             link: "127.0.0.1:4006".into(),
         };
         game.write_ports(&ports).unwrap();
         assert_eq!(game.read_ports(), Some(ports));
+    }
+
+    #[test]
+    fn a_ports_file_without_ssl_reads_as_no_ssl_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let game = GameDir::new(dir.path());
+        game.prepare().unwrap();
+        fs::write(
+            game.run_file(PORTS_FILE),
+            "telnet = [4000]\nlink = \"127.0.0.1:4006\"\n",
+        )
+        .unwrap();
+        let ports = game.read_ports().unwrap();
+        assert_eq!(ports.telnet, vec![4000]);
+        assert!(ports.ssl.is_empty());
     }
 
     #[test]

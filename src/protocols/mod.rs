@@ -4,3 +4,4 @@
 pub mod link;
 pub mod telnet;
 pub mod text;
+pub mod tls;

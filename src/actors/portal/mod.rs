@@ -13,6 +13,7 @@ pub mod sessid;
 pub mod supervisor;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -24,6 +25,7 @@ use tokio::sync::mpsc;
 use crate::control::{BoundPorts, GameDir, PORTAL_PID_FILE, PORTS_FILE, SESSID_FILE, STATUS_FILE};
 use crate::protocols::telnet::mssp::MsspInfo;
 use crate::protocols::telnet::{self, TelnetConfig, TelnetSessionLimits};
+use crate::protocols::tls::{self, TlsError};
 use crate::session::now_millis;
 use crate::settings::{Settings, SettingsError};
 use handler::{BeginReload, BeginShutdown, CloseAllSessions, PortalSessionHandler};
@@ -52,6 +54,8 @@ pub enum PortalError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot write to the game dir: {0}")]
     GameDir(#[from] std::io::Error),
 }
@@ -62,6 +66,28 @@ pub struct PortalOptions {
     pub settings: Settings,
     /// Start and supervise a Server child process (`run`, `start`).
     pub supervise: Option<ServerCommand>,
+}
+
+/// The certificate and key paths when telnet over TLS is configured, resolved
+/// against the game dir. Setting only one of the two is a mistake, not a way
+/// to turn TLS off.
+fn tls_paths(
+    settings: &Settings,
+    game_dir: &GameDir,
+) -> Result<Option<(PathBuf, PathBuf)>, SettingsError> {
+    let missing = |key: &str, other: &str| SettingsError::Invalid {
+        key: key.to_owned(),
+        message: format!("is required when {other} is set (telnet over TLS needs both)"),
+    };
+    match (&settings.portal.tls_cert, &settings.portal.tls_key) {
+        (Some(cert), Some(key)) => Ok(Some((
+            game_dir.root().join(cert),
+            game_dir.root().join(key),
+        ))),
+        (Some(_), None) => Err(missing("portal.tls_key", "portal.tls_cert")),
+        (None, Some(_)) => Err(missing("portal.tls_cert", "portal.tls_key")),
+        (None, None) => Ok(None),
+    }
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, PortalError> {
@@ -90,13 +116,32 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
             telnet_listeners.push(listener);
         }
     }
+    // The acceptor is loaded before any TLS port is bound, so a bad
+    // certificate stops the Portal before it listens anywhere for TLS.
+    let tls_acceptor = match tls_paths(&settings, &game_dir)? {
+        Some((cert, key)) => Some(tls::load_acceptor(&cert, &key)?),
+        None => None,
+    };
+    let mut ssl_listeners = Vec::new();
+    let mut ssl_ports = Vec::new();
+    if tls_acceptor.is_some() {
+        for ip in settings.telnet_interface_addrs()? {
+            for &port in &settings.portal.ssl_ports {
+                let listener = bind("telnet over TLS", SocketAddr::new(ip, port)).await?;
+                ssl_ports.push(listener.local_addr()?.port());
+                ssl_listeners.push(listener);
+            }
+        }
+    }
     let ports = BoundPorts {
         telnet: telnet_ports,
+        ssl: ssl_ports,
         link: link_addr.to_string(),
     };
     log::info!(
-        "Portal listening: telnet {:?}, Server link {}",
+        "Portal listening: telnet {:?}, telnet over TLS {:?}, Server link {}",
         ports.telnet,
+        ports.ssl,
         ports.link
     );
 
@@ -129,7 +174,8 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
             // Crawlers take the last port as the main one.
             ports: ports.telnet.iter().rev().copied().collect(),
             codebase: format!("gatehouse {}", env!("CARGO_PKG_VERSION")),
-            ssl_ports: Vec::new(),
+            // The first is advertised as SSL: the first one configured.
+            ssl_ports: ports.ssl.clone(),
             gmcp: true,
             msdp: true,
         },
@@ -141,6 +187,16 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
             handler.clone(),
             Arc::clone(&telnet_config),
         )));
+    }
+    if let Some(acceptor) = tls_acceptor {
+        for listener in ssl_listeners {
+            tasks.push(actix_rt::spawn(tls::accept_tls_clients(
+                listener,
+                acceptor.clone(),
+                handler.clone(),
+                Arc::clone(&telnet_config),
+            )));
+        }
     }
 
     let supervisor = supervise.map(|mut command| {
