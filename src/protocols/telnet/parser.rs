@@ -1577,6 +1577,21 @@ mod tests {
     }
 
     #[test]
+    fn peer_answering_wont_with_do_while_re_enable_is_queued_ends_at_yes() {
+        let mut p = parser();
+        p.support_local(GMCP);
+        assert_eq!(feed(&mut p, &[IAC, DO, GMCP]).len(), 2);
+        assert!(p.request_local(GMCP, false).is_some());
+        assert_eq!(p.request_local(GMCP, true), None);
+        // RFC 1143: a DO in WANTNO with the enable queued leaves the option on. It was
+        // never reported disabled, so nothing is reported.
+        assert_eq!(feed(&mut p, &[IAC, DO, GMCP]), vec![]);
+        assert!(p.is_local_enabled(GMCP));
+        // And no negotiation is left in flight.
+        assert_eq!(p.request_local(GMCP, true), None);
+    }
+
+    #[test]
     fn local_and_remote_sides_are_independent() {
         let mut p = parser();
         p.support_local(GMCP);
@@ -1707,6 +1722,867 @@ mod tests {
             }
             .to_string(),
             "subnegotiation for telnet option 201 longer than 8 bytes"
+        );
+    }
+
+    // --- property tests ---
+
+    use proptest::prelude::*;
+
+    /// Largest generated input.
+    const MAX_INPUT: usize = 64 * 1024;
+
+    /// Few cases per property: each case is up to 64 KiB of input, and the module must
+    /// stay fast in debug builds. No failure persistence: a failing case is printed,
+    /// and no regression file is written next to the sources.
+    fn config(cases: u32) -> ProptestConfig {
+        ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Structural bytes: IAC's companions in framing and the line endings.
+    const STRUCTURAL: [u8; 5] = [SB, SE, CR, LF, NUL];
+    /// Bytes the parser treats specially besides those: commands, editing keys, a
+    /// UTF-8 continuation and lead byte, an option number.
+    const SPECIAL: [u8; 13] = [
+        WILL, WONT, DO, DONT, EC, EL, NOP, BS, DEL, TAB, 0x80, 0xc3, GMCP,
+    ];
+
+    /// A byte biased towards the ones that carry telnet structure (IAC, SB, SE, CR, LF,
+    /// NUL) and the ones the parser treats specially, so random input keeps entering
+    /// and leaving commands, subnegotiations and lines.
+    fn telnet_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            4 => Just(IAC),
+            4 => prop::sample::select(STRUCTURAL.to_vec()),
+            2 => prop::sample::select(SPECIAL.to_vec()),
+            5 => any::<u8>(),
+        ]
+    }
+
+    /// The same bias as [`telnet_byte`], from one word of a pseudo-random stream.
+    fn biased_byte(word: u64) -> u8 {
+        let [pick, value, ..] = word.to_le_bytes();
+        let value_index = usize::from(value);
+        match pick % 15 {
+            0..=3 => IAC,
+            4..=7 => STRUCTURAL[value_index % STRUCTURAL.len()],
+            8..=9 => SPECIAL[value_index % SPECIAL.len()],
+            _ => value,
+        }
+    }
+
+    /// `len` biased bytes from a splitmix64 stream seeded with `seed`. Dense random
+    /// input this way costs one generated value instead of one value tree per byte:
+    /// a per-byte strategy makes 64 KiB inputs take most of a second each in debug.
+    fn noise(seed: u64, len: usize) -> Vec<u8> {
+        let mut state = seed;
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                biased_byte(z ^ (z >> 31))
+            })
+            .collect()
+    }
+
+    /// Options the generated input and the generated parser setups share, so some
+    /// negotiations hit supported options and some subnegotiations hit known ones.
+    fn option() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            prop::sample::select(vec![OPT_ECHO, OPT_SGA, TTYPE, GMCP, UNSUPPORTED]),
+            any::<u8>(),
+        ]
+    }
+
+    /// The byte of a run: mostly one that fills a line (a letter, a Latin-1 letter,
+    /// a lone UTF-8 continuation byte that counts as no character while buffered) or
+    /// IAC (an IAC IAC flood, or a stream of commands when the run is odd).
+    fn run_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            prop::sample::select(vec![b'a', 0xe9, 0x80, IAC]),
+            telnet_byte(),
+        ]
+    }
+
+    /// A piece of input: a biased byte, a block of biased noise, a run of one byte
+    /// (long lines, IAC IAC floods, lone UTF-8 continuation bytes, long
+    /// subnegotiations), a run of one character of 1 to 4 UTF-8 bytes, a negotiation, subnegotiation framing, a line ending or
+    /// arbitrary UTF-8 text.
+    fn segment() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            8 => telnet_byte().prop_map(|b| vec![b]),
+            3 => (any::<u64>(), 1usize..=8192).prop_map(|(seed, len)| noise(seed, len)),
+            2 => (run_byte(), 1usize..=4096).prop_map(|(b, n)| vec![b; n]),
+            1 => (
+                prop::sample::select(vec!["a", "\u{e9}", "\u{20ac}", "\u{1f600}"]),
+                1usize..=1024,
+            )
+                .prop_map(|(c, n)| c.repeat(n).into_bytes()),
+            2 => (prop::sample::select(vec![WILL, WONT, DO, DONT]), option())
+                .prop_map(|(cmd, option)| vec![IAC, cmd, option]),
+            1 => option().prop_map(|option| vec![IAC, SB, option]),
+            1 => Just(vec![IAC, SE]),
+            1 => Just(vec![CR, LF]),
+            1 => prop::collection::vec(any::<char>(), 1..20)
+                .prop_map(|chars| chars.into_iter().collect::<String>().into_bytes()),
+        ]
+    }
+
+    /// Up to 64 KiB: one block of biased noise, or a sequence of segments.
+    fn input() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            1 => (any::<u64>(), 0..=MAX_INPUT).prop_map(|(seed, len)| noise(seed, len)),
+            3 => prop::collection::vec(segment(), 0..=160).prop_map(|segments| {
+                let mut bytes = segments.concat();
+                bytes.truncate(MAX_INPUT);
+                bytes
+            }),
+        ]
+    }
+
+    /// Chunk sizes, used in a cycle until the input is consumed: mostly tiny chunks
+    /// (every telnet sequence gets split somewhere), sometimes large ones, sometimes
+    /// empty feeds.
+    fn chunk_sizes() -> impl Strategy<Value = Vec<usize>> {
+        prop::collection::vec(
+            prop_oneof![4 => 1usize..=5, 2 => 0usize..=300, 1 => 1usize..=MAX_INPUT],
+            1..16,
+        )
+    }
+
+    /// Splits `input` into consecutive chunks with sizes taken from `sizes` in a cycle.
+    fn chunked<'a>(input: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
+        let mut chunks = Vec::new();
+        let mut rest = input;
+        for &size in sizes.iter().cycle() {
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            chunks.push(chunk);
+            rest = tail;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        chunks
+    }
+
+    /// The small limits the brief asks for, or other small ones, so limits are hit.
+    fn small_limits() -> impl Strategy<Value = TelnetLimits> {
+        prop_oneof![
+            2 => Just(limits(64, 32)),
+            1 => (1usize..=80, 1usize..=40).prop_map(|(line, sb)| limits(line, sb)),
+        ]
+    }
+
+    fn any_limits() -> impl Strategy<Value = TelnetLimits> {
+        prop_oneof![
+            small_limits(),
+            Just(limits(0, 0)),
+            Just(limits(usize::MAX, usize::MAX)),
+            (any::<usize>(), any::<usize>()).prop_map(|(line, sb)| limits(line, sb)),
+        ]
+    }
+
+    fn encoding() -> impl Strategy<Value = Encoding> {
+        prop_oneof![Just(Encoding::Utf8), Just(Encoding::Latin1)]
+    }
+
+    fn setup(limits: TelnetLimits, encoding: Encoding, supported: &[u8]) -> TelnetParser {
+        let mut p = TelnetParser::new(limits);
+        p.set_encoding(encoding);
+        for &option in supported {
+            p.support_local(option);
+            p.support_remote(option);
+        }
+        p
+    }
+
+    /// What the caller may do between two feeds.
+    #[derive(Debug, Clone)]
+    enum Call {
+        Nothing,
+        SetEncoding(Encoding),
+        RequestLocal(u8, bool),
+        RequestRemote(u8, bool),
+        SupportLocal(u8),
+        SupportRemote(u8),
+    }
+
+    fn call() -> impl Strategy<Value = Call> {
+        prop_oneof![
+            6 => Just(Call::Nothing),
+            1 => encoding().prop_map(Call::SetEncoding),
+            1 => (option(), any::<bool>()).prop_map(|(o, e)| Call::RequestLocal(o, e)),
+            1 => (option(), any::<bool>()).prop_map(|(o, e)| Call::RequestRemote(o, e)),
+            1 => option().prop_map(Call::SupportLocal),
+            1 => option().prop_map(Call::SupportRemote),
+        ]
+    }
+
+    fn apply(p: &mut TelnetParser, call: &Call) -> Option<Vec<u8>> {
+        match *call {
+            Call::Nothing => None,
+            Call::SetEncoding(encoding) => {
+                p.set_encoding(encoding);
+                None
+            }
+            Call::RequestLocal(option, enable) => p.request_local(option, enable),
+            Call::RequestRemote(option, enable) => p.request_remote(option, enable),
+            Call::SupportLocal(option) => {
+                p.support_local(option);
+                None
+            }
+            Call::SupportRemote(option) => {
+                p.support_remote(option);
+                None
+            }
+        }
+    }
+
+    /// The effective limits, computed from the settings independently of the parser.
+    struct Effective {
+        line_chars: usize,
+        sb_bytes: usize,
+    }
+
+    fn effective(limits: TelnetLimits) -> Effective {
+        let cap = |configured: usize, hard: usize| match configured {
+            0 => hard,
+            n => n.min(hard),
+        };
+        Effective {
+            line_chars: cap(limits.max_line_chars, HARD_MAX_LINE_BYTES),
+            sb_bytes: cap(
+                limits.max_subnegotiation_bytes,
+                HARD_MAX_SUBNEGOTIATION_BYTES,
+            ),
+        }
+    }
+
+    /// Buffers within the limits: the line within its character limit and within
+    /// the byte room the parser gives it (4 bytes a character in UTF-8, 1 in
+    /// Latin-1, never above the hard cap); `line_bytes_per_char` is passed in so a
+    /// caller switching encodings can check against the larger room. Capacities may
+    /// be up to twice the length they ever had (amortised growth), no more.
+    fn check_buffers(
+        p: &TelnetParser,
+        limits: TelnetLimits,
+        line_bytes_per_char: usize,
+    ) -> Result<(), TestCaseError> {
+        let max = effective(limits);
+        let line_bytes = max
+            .line_chars
+            .saturating_mul(line_bytes_per_char)
+            .min(HARD_MAX_LINE_BYTES);
+        prop_assert_eq!(p.line_chars, count_chars(&p.line, p.encoding()));
+        prop_assert!(p.line.len() <= line_bytes, "line of {} bytes", p.line.len());
+        prop_assert!(
+            p.line.capacity() <= 2 * line_bytes.max(8),
+            "line capacity {}",
+            p.line.capacity()
+        );
+        prop_assert!(p.sb_data.len() <= max.sb_bytes, "sb of {}", p.sb_data.len());
+        prop_assert!(
+            p.sb_data.capacity() <= 2 * max.sb_bytes.max(8),
+            "sb capacity {}",
+            p.sb_data.capacity()
+        );
+        Ok(())
+    }
+
+    /// Events within the limits: no line or subnegotiation longer than allowed, errors
+    /// that name the effective limit, and sends that are well-formed negotiations.
+    fn check_events(events: &[TelnetEvent], limits: TelnetLimits) -> Result<(), TestCaseError> {
+        let max = effective(limits);
+        for event in events {
+            match event {
+                TelnetEvent::Line(text) => {
+                    prop_assert!(text.chars().count() <= max.line_chars, "{:?}", text);
+                    prop_assert!(!text.contains(['\r', '\n']), "{:?}", text);
+                }
+                TelnetEvent::Subnegotiation { data, .. } => {
+                    prop_assert!(data.len() <= max.sb_bytes, "sb of {}", data.len());
+                }
+                TelnetEvent::Error(TelnetError::LineTooLong { limit }) => {
+                    prop_assert_eq!(*limit, max.line_chars);
+                }
+                TelnetEvent::Error(TelnetError::SubnegotiationTooLong { limit, .. }) => {
+                    prop_assert_eq!(*limit, max.sb_bytes);
+                }
+                TelnetEvent::Send(bytes) => {
+                    prop_assert_eq!(bytes.len(), 3);
+                    prop_assert_eq!(bytes[0], IAC);
+                    prop_assert!([WILL, WONT, DO, DONT].contains(&bytes[1]));
+                }
+                TelnetEvent::OptionEnabled { .. } | TelnetEvent::OptionDisabled { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config(48))]
+
+        /// (a) Any bytes, any chunking, any limits, any caller calls in between:
+        /// never a panic (including arithmetic overflow, checked in debug builds).
+        #[test]
+        fn prop_any_input_in_any_chunking_never_panics(
+            input in input(),
+            sizes in chunk_sizes(),
+            limits in any_limits(),
+            encoding in encoding(),
+            supported in prop::collection::vec(option(), 0..8),
+            calls in prop::collection::vec(call(), 1..8),
+        ) {
+            let mut p = setup(limits, encoding, &supported);
+            let mut events = Vec::new();
+            for (chunk, call) in chunked(&input, &sizes).into_iter().zip(calls.iter().cycle()) {
+                p.feed(chunk, &mut events);
+                if let Some(bytes) = apply(&mut p, call) {
+                    prop_assert_eq!(bytes.len(), 3);
+                }
+            }
+            check_events(&events, limits)?;
+            prop_assert!(p.line.len() <= HARD_MAX_LINE_BYTES);
+            prop_assert!(p.sb_data.len() <= HARD_MAX_SUBNEGOTIATION_BYTES);
+        }
+
+        /// (b) After every feed the buffers are within the configured limits (small
+        /// ones, so the limits are actually hit) and every event respects them.
+        #[test]
+        fn prop_buffers_stay_within_limits_after_every_feed(
+            input in input(),
+            sizes in chunk_sizes(),
+            limits in small_limits(),
+            encoding in encoding(),
+            supported in prop::collection::vec(option(), 0..8),
+        ) {
+            let mut p = setup(limits, encoding, &supported);
+            let per_char = match encoding {
+                Encoding::Utf8 => 4,
+                Encoding::Latin1 => 1,
+            };
+            let mut events = Vec::new();
+            for chunk in chunked(&input, &sizes) {
+                events.clear();
+                p.feed(chunk, &mut events);
+                check_buffers(&p, limits, per_char)?;
+                check_events(&events, limits)?;
+            }
+        }
+
+        /// (b) The same with the encoding switched between feeds: a line typed in
+        /// UTF-8 may hold up to 4 bytes a character when the switch to Latin-1
+        /// comes, so the room checked is the UTF-8 one; it never grows past it, and
+        /// delivered lines still respect the character limit.
+        #[test]
+        fn prop_buffers_stay_within_limits_across_encoding_switches(
+            input in input(),
+            sizes in chunk_sizes(),
+            limits in small_limits(),
+            switches in prop::collection::vec(encoding(), 1..8),
+        ) {
+            let mut p = TelnetParser::new(limits);
+            let mut events = Vec::new();
+            for (chunk, &encoding) in chunked(&input, &sizes).into_iter().zip(switches.iter().cycle()) {
+                events.clear();
+                p.feed(chunk, &mut events);
+                check_buffers(&p, limits, 4)?;
+                check_events(&events, limits)?;
+                p.set_encoding(encoding);
+                check_buffers(&p, limits, 4)?;
+            }
+        }
+
+        /// (c) Fed whole or split anywhere, the same bytes give the same events and
+        /// leave the parser in the same state. With no configured limits 64 KiB of
+        /// input cannot hit the hard caps, so no limit is hit there.
+        #[test]
+        fn prop_chunking_does_not_change_events_without_limits(
+            input in input(),
+            sizes in chunk_sizes(),
+            encoding in encoding(),
+            supported in prop::collection::vec(option(), 0..8),
+        ) {
+            let mut whole = setup(limits(0, 0), encoding, &supported);
+            let mut split = setup(limits(0, 0), encoding, &supported);
+            let expected = feed(&mut whole, &input);
+            prop_assert!(!expected.iter().any(|e| matches!(e, TelnetEvent::Error(_))));
+            let mut events = Vec::new();
+            for chunk in chunked(&input, &sizes) {
+                split.feed(chunk, &mut events);
+            }
+            prop_assert_eq!(&events, &expected);
+            prop_assert_eq!(format!("{split:?}"), format!("{whole:?}"));
+        }
+
+        /// (c) Chunking does not matter when limits are hit either: every limit
+        /// decision is made per byte from state that survives the end of a feed.
+        #[test]
+        fn prop_chunking_does_not_change_events_with_small_limits(
+            input in input(),
+            sizes in chunk_sizes(),
+            limits in small_limits(),
+            encoding in encoding(),
+            supported in prop::collection::vec(option(), 0..8),
+        ) {
+            let mut whole = setup(limits, encoding, &supported);
+            let mut split = setup(limits, encoding, &supported);
+            let expected = feed(&mut whole, &input);
+            let mut events = Vec::new();
+            for chunk in chunked(&input, &sizes) {
+                split.feed(chunk, &mut events);
+            }
+            prop_assert_eq!(&events, &expected);
+            prop_assert_eq!(format!("{split:?}"), format!("{whole:?}"));
+        }
+    }
+
+    /// Options the negotiation properties draw from: few, so requests and answers for
+    /// the same option collide.
+    fn negotiated_option() -> impl Strategy<Value = u8> {
+        prop::sample::select(vec![OPT_ECHO, OPT_SGA, TTYPE, GMCP])
+    }
+
+    /// A Q-method request one end makes at the start of a round.
+    #[derive(Debug, Clone)]
+    struct Request {
+        at_b: bool,
+        local: bool,
+        option: u8,
+        enable: bool,
+        round: usize,
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        (
+            any::<bool>(),
+            any::<bool>(),
+            negotiated_option(),
+            any::<bool>(),
+            0usize..6,
+        )
+            .prop_map(|(at_b, local, option, enable, round)| Request {
+                at_b,
+                local,
+                option,
+                enable,
+                round,
+            })
+    }
+
+    /// One end of a connection between two parsers.
+    struct Peer {
+        parser: TelnetParser,
+        outbox: Vec<u8>,
+        /// The last OptionEnabled (true) or OptionDisabled (false) per option and side
+        /// (index 1 is local).
+        reported: Vec<[Option<bool>; 2]>,
+    }
+
+    impl Peer {
+        /// `supports` lists (local, option) pairs the end agrees to enable.
+        fn new(supports: &[(bool, u8)]) -> Self {
+            let mut parser = parser();
+            for &(local, option) in supports {
+                if local {
+                    parser.support_local(option);
+                } else {
+                    parser.support_remote(option);
+                }
+            }
+            Self {
+                parser,
+                outbox: Vec::new(),
+                reported: vec![[None; 2]; 256],
+            }
+        }
+
+        fn request(&mut self, local: bool, option: u8, enable: bool) {
+            let bytes = if local {
+                self.parser.request_local(option, enable)
+            } else {
+                self.parser.request_remote(option, enable)
+            };
+            self.outbox.extend(bytes.unwrap_or_default());
+        }
+
+        fn receive(&mut self, bytes: &[u8], chunk: usize) -> Result<(), TestCaseError> {
+            let mut events = Vec::new();
+            for chunk in bytes.chunks(chunk) {
+                self.parser.feed(chunk, &mut events);
+            }
+            for event in events {
+                match event {
+                    TelnetEvent::Send(bytes) => self.outbox.extend(bytes),
+                    TelnetEvent::OptionEnabled { option, local } => {
+                        let slot = &mut self.reported[usize::from(option)][usize::from(local)];
+                        prop_assert_ne!(*slot, Some(true), "{} enabled twice", option);
+                        *slot = Some(true);
+                    }
+                    TelnetEvent::OptionDisabled { option, local } => {
+                        self.reported[usize::from(option)][usize::from(local)] = Some(false);
+                    }
+                    other => prop_assert!(false, "unexpected {:?}", other),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        /// Two parsers wired back to back, each supporting some options and making
+        /// requests while earlier answers are still in flight: the exchange always
+        /// stops, both ends agree on every option, an option is never reported
+        /// enabled twice in a row, and an enabled option was reported enabled.
+        #[test]
+        fn prop_negotiation_between_two_parsers_settles_and_agrees(
+            supports_a in prop::collection::vec((any::<bool>(), negotiated_option()), 0..6),
+            supports_b in prop::collection::vec((any::<bool>(), negotiated_option()), 0..6),
+            requests in prop::collection::vec(request(), 0..12),
+            chunk in 1usize..=4,
+        ) {
+            let mut a = Peer::new(&supports_a);
+            let mut b = Peer::new(&supports_b);
+            let last = requests.iter().map(|r| r.round).max().unwrap_or(0);
+            let mut round = 0;
+            loop {
+                for r in requests.iter().filter(|r| r.round == round) {
+                    let peer = if r.at_b { &mut b } else { &mut a };
+                    peer.request(r.local, r.option, r.enable);
+                }
+                if round > last && a.outbox.is_empty() && b.outbox.is_empty() {
+                    break;
+                }
+                prop_assert!(round <= last + 8, "still negotiating after {} rounds", round);
+                // Both directions at once, so commands cross on the wire.
+                let to_b = std::mem::take(&mut a.outbox);
+                let to_a = std::mem::take(&mut b.outbox);
+                a.receive(&to_a, chunk)?;
+                b.receive(&to_b, chunk)?;
+                round += 1;
+            }
+            for option in [OPT_ECHO, OPT_SGA, TTYPE, GMCP] {
+                prop_assert_eq!(
+                    a.parser.is_local_enabled(option),
+                    b.parser.is_remote_enabled(option),
+                    "option {}", option
+                );
+                prop_assert_eq!(
+                    a.parser.is_remote_enabled(option),
+                    b.parser.is_local_enabled(option),
+                    "option {}", option
+                );
+                for peer in [&a, &b] {
+                    let reported = peer.reported[usize::from(option)];
+                    if peer.parser.is_local_enabled(option) {
+                        prop_assert_eq!(reported[1], Some(true), "option {}", option);
+                    }
+                    if peer.parser.is_remote_enabled(option) {
+                        prop_assert_eq!(reported[0], Some(true), "option {}", option);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One thing the server sends that the client might echo back as input.
+    #[derive(Debug, Clone)]
+    enum Item {
+        Line(String),
+        Subnegotiation(u8, Vec<u8>),
+    }
+
+    /// Printable text; in Latin-1 only characters Latin-1 can encode.
+    fn text(encoding: Encoding) -> impl Strategy<Value = String> {
+        prop::collection::vec(any::<char>(), 0..30).prop_map(move |chars| {
+            chars
+                .into_iter()
+                .map(|c| match encoding {
+                    Encoding::Utf8 => c,
+                    Encoding::Latin1 => u8::try_from(u32::from(c)).map_or('?', char::from),
+                })
+                .filter(|c| !c.is_control())
+                .collect()
+        })
+    }
+
+    fn items(encoding: Encoding) -> impl Strategy<Value = Vec<Item>> {
+        prop::collection::vec(
+            prop_oneof![
+                text(encoding).prop_map(Item::Line),
+                (option(), prop::collection::vec(telnet_byte(), 0..40))
+                    .prop_map(|(option, data)| Item::Subnegotiation(option, data)),
+            ],
+            0..40,
+        )
+    }
+
+    fn encoding_and_items() -> impl Strategy<Value = (Encoding, Vec<Item>)> {
+        encoding().prop_flat_map(|encoding| (Just(encoding), items(encoding)))
+    }
+
+    proptest! {
+        #![proptest_config(config(64))]
+
+        /// Lines written with `encode_output` and frames built by `subnegotiation`,
+        /// whatever IAC bytes they contain, parse back to exactly themselves in any
+        /// chunking.
+        #[test]
+        fn prop_encoded_lines_and_subnegotiations_parse_back(
+            (encoding, items) in encoding_and_items(),
+            sizes in chunk_sizes(),
+        ) {
+            let mut wire = BytesMut::new();
+            let mut expected = Vec::new();
+            for item in &items {
+                match item {
+                    Item::Line(text) => {
+                        encode_output(&format!("{text}\n"), encoding, &mut wire);
+                        expected.push(line(text));
+                    }
+                    Item::Subnegotiation(option, data) => {
+                        wire.extend_from_slice(&subnegotiation(*option, data));
+                        expected.push(TelnetEvent::Subnegotiation {
+                            option: *option,
+                            data: data.clone(),
+                        });
+                    }
+                }
+            }
+            let mut p = setup(limits(0, 0), encoding, &[]);
+            let mut events = Vec::new();
+            for chunk in chunked(&wire, &sizes) {
+                p.feed(chunk, &mut events);
+            }
+            prop_assert_eq!(events, expected);
+        }
+    }
+
+    // --- hostile transcripts ---
+
+    /// `data` with every IAC doubled, as it travels inside a subnegotiation.
+    fn escape_iac(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + data.len() / 4);
+        for &byte in data {
+            if byte == IAC {
+                out.push(IAC);
+            }
+            out.push(byte);
+        }
+        out
+    }
+
+    #[test]
+    fn endless_subnegotiation_without_se_stays_bounded() {
+        const WIRE_BYTES: usize = 10 * 1024 * 1024;
+        // Payload bytes that mean something outside a subnegotiation (line ends, SB,
+        // SE, negotiation commands, escaped IACs) but are plain data inside one.
+        const PATTERN: [u8; 13] = [
+            b'x', IAC, SE, CR, LF, SB, NUL, GMCP, IAC, b'{', DO, IAC, WILL,
+        ];
+        let payload: Vec<u8> = PATTERN
+            .iter()
+            .copied()
+            .cycle()
+            .take(WIRE_BYTES * PATTERN.len() / (PATTERN.len() + 3))
+            .collect();
+        let mut wire = vec![IAC, SB, GMCP];
+        wire.extend_from_slice(&escape_iac(&payload));
+        assert!(wire.len() >= WIRE_BYTES - 32, "{}", wire.len());
+
+        for (limits, limit) in [
+            (limits(64, 32), 32),
+            (limits(0, 0), HARD_MAX_SUBNEGOTIATION_BYTES),
+        ] {
+            let mut p = TelnetParser::new(limits);
+            // Exactly the limit's worth of payload is accepted and buffered.
+            let at_limit = 3 + escape_iac(&payload[..limit]).len();
+            let mut events = feed(&mut p, &wire[..at_limit]);
+            assert_eq!(events, vec![]);
+            assert_eq!(p.sb_data, payload[..limit]);
+            // The rest, in odd-sized chunks so IAC IAC pairs are split across feeds.
+            for chunk in wire[at_limit..].chunks(65_521) {
+                p.feed(chunk, &mut events);
+                assert!(p.sb_data.len() <= limit, "{}", p.sb_data.len());
+                assert!(
+                    p.sb_data.capacity() <= 2 * limit,
+                    "{}",
+                    p.sb_data.capacity()
+                );
+                assert!(p.line.is_empty());
+            }
+            assert_eq!(
+                events,
+                vec![TelnetEvent::Error(TelnetError::SubnegotiationTooLong {
+                    option: GMCP,
+                    limit
+                })]
+            );
+            // When the SE finally comes the dropped subnegotiation is not delivered,
+            // and the connection carries on.
+            assert_eq!(feed(&mut p, &[IAC, SE, b'o', b'k', LF]), vec![line("ok")]);
+        }
+    }
+
+    #[test]
+    fn iac_flood_is_literal_line_data_up_to_the_limit() {
+        // 1 MiB of IAC IAC pairs plus one odd IAC at the end.
+        let flood = vec![IAC; 1024 * 1024 + 1];
+        for (limits, limit) in [(limits(64, 32), 64), (limits(0, 0), HARD_MAX_LINE_BYTES)] {
+            let mut p = TelnetParser::new(limits);
+            // Exactly `limit` pairs: the line holds `limit` literal 0xFF bytes and
+            // nothing is reported yet.
+            let mut events = feed(&mut p, &flood[..2 * limit]);
+            assert_eq!(events, vec![]);
+            assert_eq!(p.line, vec![IAC; limit]);
+            assert_eq!(p.state, State::Data);
+            // The next literal byte is one too many.
+            for chunk in flood[2 * limit..].chunks(4099) {
+                p.feed(chunk, &mut events);
+                assert!(p.line.len() <= limit, "{}", p.line.len());
+                assert!(p.line.capacity() <= 2 * limit, "{}", p.line.capacity());
+                assert!(p.sb_data.is_empty());
+            }
+            assert_eq!(
+                events,
+                vec![TelnetEvent::Error(TelnetError::LineTooLong { limit })]
+            );
+            // The odd IAC waits for its command byte; IAC makes it one more literal
+            // byte of the dropped line, LF ends that line, and the next one is read.
+            assert_eq!(p.state, State::Iac);
+            assert_eq!(feed(&mut p, &[IAC, LF, b'o', b'k', LF]), vec![line("ok")]);
+        }
+    }
+
+    #[test]
+    fn iac_pairs_up_to_the_limit_make_one_line_of_ff() {
+        for encoding in [Encoding::Utf8, Encoding::Latin1] {
+            let mut p = TelnetParser::new(limits(64, 32));
+            p.set_encoding(encoding);
+            // Lone 0xFF bytes are not UTF-8, so UTF-8 mode falls back to Latin-1 and
+            // both modes read them as U+00FF, one character each.
+            let mut input = vec![IAC; 2 * 64];
+            input.push(LF);
+            input.extend_from_slice(&[IAC; 2 * 65]);
+            input.push(LF);
+            assert_eq!(
+                feed(&mut p, &input),
+                vec![
+                    line(&"\u{ff}".repeat(64)),
+                    TelnetEvent::Error(TelnetError::LineTooLong { limit: 64 }),
+                ],
+                "{encoding:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn negotiation_flood_for_unknown_options_is_refused_once_per_request() {
+        const SUPPORTED: [u8; 4] = [OPT_ECHO, OPT_SGA, TTYPE, GMCP];
+        let mut p = parser();
+        for option in SUPPORTED {
+            p.support_local(option);
+            p.support_remote(option);
+        }
+        let unknown: Vec<u8> = (0..=255).filter(|o| !SUPPORTED.contains(o)).collect();
+        assert_eq!(unknown.len(), 252);
+
+        // 1000 DO and 1000 WILL, cycling through the unknown options (so each is asked
+        // about 3 or 4 times), split into 7-byte chunks that cut the commands apart.
+        let mut input = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..1000 {
+            let option = unknown[i % unknown.len()];
+            input.extend_from_slice(&[IAC, DO, option, IAC, WILL, option]);
+            // Each request gets exactly one refusal: RFC 1143 answers every DO/WILL
+            // in state NO with WONT/DONT and stays at NO, so the first request of an
+            // option gets one reply and a repeat gets one again, never an exchange.
+            expected.push(send(&[IAC, WONT, option]));
+            expected.push(send(&[IAC, DONT, option]));
+        }
+        let mut events = Vec::new();
+        for chunk in input.chunks(7) {
+            p.feed(chunk, &mut events);
+        }
+        assert_eq!(events.len(), 2000);
+        assert_eq!(events, expected);
+
+        // The client acknowledging the refusals, repeatedly: never answered.
+        let mut acks = Vec::new();
+        for _ in 0..4 {
+            for &option in &unknown {
+                acks.extend_from_slice(&[IAC, DONT, option, IAC, WONT, option]);
+            }
+        }
+        assert_eq!(feed(&mut p, &acks), vec![]);
+        for option in 0..=255 {
+            assert!(!p.is_local_enabled(option), "{option}");
+            assert!(!p.is_remote_enabled(option), "{option}");
+        }
+
+        // The supported options were left alone and still negotiate normally.
+        assert_eq!(
+            feed(&mut p, &[IAC, DO, OPT_SGA, IAC, DO, OPT_SGA]),
+            vec![
+                send(&[IAC, WILL, OPT_SGA]),
+                TelnetEvent::OptionEnabled {
+                    option: OPT_SGA,
+                    local: true
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn dont_or_wont_for_a_refused_option_gets_no_reply() {
+        let mut p = parser();
+        assert_eq!(
+            feed(&mut p, &[IAC, DO, UNSUPPORTED]),
+            vec![send(&[IAC, WONT, UNSUPPORTED])]
+        );
+        assert_eq!(feed(&mut p, &[IAC, DONT, UNSUPPORTED]), vec![]);
+        assert_eq!(feed(&mut p, &[IAC, DONT, UNSUPPORTED]), vec![]);
+        assert_eq!(
+            feed(&mut p, &[IAC, WILL, UNSUPPORTED]),
+            vec![send(&[IAC, DONT, UNSUPPORTED])]
+        );
+        assert_eq!(feed(&mut p, &[IAC, WONT, UNSUPPORTED]), vec![]);
+        assert_eq!(feed(&mut p, &[IAC, WONT, UNSUPPORTED]), vec![]);
+
+        // Our own WILL refused by the client: reported once, later DONTs are silent.
+        assert_eq!(
+            p.request_local(OPT_ECHO, true),
+            Some(vec![IAC, WILL, OPT_ECHO])
+        );
+        assert_eq!(
+            feed(&mut p, &[IAC, DONT, OPT_ECHO]),
+            vec![TelnetEvent::OptionDisabled {
+                option: OPT_ECHO,
+                local: true
+            }]
+        );
+        assert_eq!(feed(&mut p, &[IAC, DONT, OPT_ECHO]), vec![]);
+
+        // A supported option turned off by the client: acknowledged once only.
+        p.support_local(OPT_SGA);
+        assert_eq!(feed(&mut p, &[IAC, DO, OPT_SGA]).len(), 2);
+        assert_eq!(
+            feed(&mut p, &[IAC, DONT, OPT_SGA, IAC, DONT, OPT_SGA]),
+            vec![
+                send(&[IAC, WONT, OPT_SGA]),
+                TelnetEvent::OptionDisabled {
+                    option: OPT_SGA,
+                    local: true
+                }
+            ]
         );
     }
 }
