@@ -86,6 +86,8 @@ pub struct ProtocolFlags {
     pub utf8: bool,
     /// Output is zlib-compressed (MCCP2).
     pub mccp: bool,
+    /// The client may compress its input (MCCP3 agreed).
+    pub mccp3: bool,
     /// The client takes out-of-band data (GMCP or MSDP).
     pub oob: bool,
     pub gmcp: bool,
@@ -120,6 +122,7 @@ impl Default for ProtocolFlags {
             truecolor: false,
             utf8: true,
             mccp: false,
+            mccp3: false,
             oob: false,
             gmcp: false,
             msdp: false,

@@ -250,3 +250,54 @@ fn gmcp_core_hello_gets_an_answer_and_mudlet_can_log_in_over_gmcp() {
     c.line("who");
     c.expect_text("Nell");
 }
+
+/// A zlib stream as a client would send it, flushed per part.
+fn deflate(parts: &[&[u8]], finish: bool) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut z = Compress::new(Compression::default(), true);
+    let mut out = Vec::with_capacity(1 << 20);
+    for p in parts {
+        z.compress_vec(p, &mut out, FlushCompress::Sync).unwrap();
+    }
+    if finish {
+        z.compress_vec(&[], &mut out, FlushCompress::Finish)
+            .unwrap();
+    }
+    out
+}
+
+const MCCP3: u8 = 87;
+
+#[test]
+fn mccp3_input_starting_and_ending_in_the_middle_of_a_read_is_understood() {
+    let game = Game::start(&[]);
+    let mut c = Raw::connect(&game);
+    c.expect(&[IAC, WILL, MCCP3]);
+    c.send(&[IAC, DO, MCCP3]);
+    c.expect_text("create <username> <password>");
+    // One write: plain `help`, the MCCP3 start, compressed `look`, the end of
+    // the stream, then plain `quit`.
+    let mut write = b"help\r\n".to_vec();
+    write.extend(sb(MCCP3, &[]));
+    write.extend(deflate(&[b"look\r\n"], true));
+    write.extend_from_slice(b"quit\r\n");
+    c.send(&write);
+    c.expect_text("You are not yet logged in.");
+    c.expect_text("Welcome to gatehouse!");
+    c.expect_text("Good bye! Disconnecting.");
+}
+
+#[test]
+fn an_mccp3_zlib_bomb_costs_only_its_own_session() {
+    let game = Game::start(&[]);
+    let mut bystander = game.connect();
+    bystander.create_and_login("Olaf", PASSWORD);
+    let mut c = Raw::connect(&game);
+    c.expect(&[IAC, WILL, MCCP3]);
+    c.send(&[IAC, DO, MCCP3]);
+    let mut write = sb(MCCP3, &[]);
+    write.extend(deflate(&[&vec![b'a'; 20 << 20]], false));
+    c.send(&write);
+    c.expect_text("compressed input could not be read");
+    assert!(bystander.who().contains("Olaf"), "other sessions carry on");
+}

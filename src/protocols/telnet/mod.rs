@@ -36,9 +36,9 @@ use crate::actors::portal::limits::MAX_CHAR_LIMIT_WARNING;
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::text::{to_ansi, RenderOptions};
 use crate::session::{ProtocolFlags, SessionId};
-use mccp::Mccp2;
+use mccp::{Mccp2, Mccp3};
 use mssp::MsspInfo;
-use negotiation::{Effect, Negotiator};
+use negotiation::{Effect, Negotiator, OPT_MCCP3};
 use oob::{gmcp_encode, msdp_encode, OPT_GMCP, OPT_MSDP};
 use parser::{
     encode_output, subnegotiation, Encoding, TelnetError, TelnetEvent, TelnetLimits, TelnetParser,
@@ -60,6 +60,9 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the option negotiation may take before the session settles
 /// with what it has (Evennia waits 2 s too).
 const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most plain bytes one read of MCCP3 input may inflate to; more is a zlib
+/// bomb and closes that session.
+const MAX_INFLATE_PER_READ: usize = 1024 * 1024;
 /// How often an idle connection gets an IAC NOP, which keeps NAT mappings
 /// alive and lets a dead peer be noticed.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -97,6 +100,8 @@ pub struct TelnetSession {
     writer: Option<JoinHandle<()>>,
     /// Set once the client agreed to MCCP2: everything written goes through it.
     mccp: Option<Mccp2>,
+    /// Set once the client started MCCP3: everything read goes through it.
+    inflater: Option<Mccp3>,
     events: Vec<TelnetEvent>,
     effects: Vec<Effect>,
     /// No line has arrived yet: the first one is checked for a stray HTTP request.
@@ -137,6 +142,7 @@ impl TelnetSession {
                 out: Some(out),
                 writer: Some(writer),
                 mccp: None,
+                inflater: None,
                 events: Vec::new(),
                 effects: Vec::new(),
                 first_line: true,
@@ -267,6 +273,15 @@ impl TelnetSession {
                         self.enqueue(Bytes::from(tail), ctx);
                     }
                 }
+                Effect::WatchForInputCompression(on) => {
+                    self.parser
+                        .pause_after_subnegotiation(on.then_some(OPT_MCCP3));
+                }
+                Effect::StartDecompression => {
+                    if self.inflater.is_none() {
+                        self.inflater = Some(Mccp3::new());
+                    }
+                }
                 Effect::SetEncoding(encoding) => {
                     self.encoding = encoding;
                     self.parser.set_encoding(encoding);
@@ -373,6 +388,59 @@ impl Actor for TelnetSession {
     }
 }
 
+impl TelnetSession {
+    /// Runs parsed events; answers false if the session is closing.
+    fn run_events(&mut self, ctx: &mut Context<Self>) {
+        let mut events = std::mem::take(&mut self.events);
+        for event in events.drain(..) {
+            self.on_event(event, ctx);
+        }
+        self.events = events;
+    }
+
+    /// Feeds one read, switching to decompression where the client starts
+    /// MCCP3 (even in the middle of the read) and back where it ends it.
+    fn read(&mut self, mut rest: &[u8], ctx: &mut Context<Self>) {
+        while !rest.is_empty() {
+            if let Some(z) = &mut self.inflater {
+                match z.inflate(rest, MAX_INFLATE_PER_READ) {
+                    Ok(out) => {
+                        let mut events = std::mem::take(&mut self.events);
+                        self.parser.feed(&out.data, &mut events);
+                        self.events = events;
+                        self.run_events(ctx);
+                        rest = &rest[out.consumed.min(rest.len())..];
+                        if out.ended {
+                            self.inflater = None;
+                        } else if out.consumed == 0 {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "telnet session {:?} from {}: {e}; disconnecting",
+                            self.sessid,
+                            self.peer
+                        );
+                        self.inflater = None;
+                        self.close(
+                            "Your client's compressed input could not be read; disconnecting.",
+                            ctx,
+                        );
+                        return;
+                    }
+                }
+            } else {
+                let mut events = std::mem::take(&mut self.events);
+                let used = self.parser.feed_partial(rest, &mut events);
+                self.events = events;
+                self.run_events(ctx);
+                rest = &rest[used.min(rest.len())..];
+            }
+        }
+    }
+}
+
 impl StreamHandler<std::io::Result<Bytes>> for TelnetSession {
     fn handle(&mut self, chunk: std::io::Result<Bytes>, ctx: &mut Self::Context) {
         let chunk = match chunk {
@@ -383,12 +451,7 @@ impl StreamHandler<std::io::Result<Bytes>> for TelnetSession {
                 return;
             }
         };
-        let mut events = std::mem::take(&mut self.events);
-        self.parser.feed(&chunk, &mut events);
-        for event in events.drain(..) {
-            self.on_event(event, ctx);
-        }
-        self.events = events;
+        self.read(&chunk, ctx);
     }
 
     fn finished(&mut self, ctx: &mut Self::Context) {

@@ -23,6 +23,8 @@ pub const OPT_EOR: u8 = 25;
 pub const OPT_CHARSET: u8 = 42;
 /// MUD Client Compression Protocol v2: zlib output from the server.
 pub const OPT_MCCP2: u8 = 86;
+/// MCCP3: zlib input from the client.
+pub const OPT_MCCP3: u8 = 87;
 
 const CHARSET_REQUEST: u8 = 1;
 const CHARSET_ACCEPTED: u8 = 2;
@@ -36,6 +38,11 @@ pub enum Effect {
     StartCompression,
     /// Stop compressing (the client turned MCCP2 off).
     StopCompression,
+    /// The client may start compressing its input (MCCP3 agreed): stop the
+    /// parser after `IAC SB MCCP3 IAC SE` (`true`), or not any more (`false`).
+    WatchForInputCompression(bool),
+    /// Everything the client sends from here on is zlib-compressed (MCCP3).
+    StartDecompression,
     /// The text encoding agreed by CHARSET.
     SetEncoding(Encoding),
     /// Protocol flags changed; the Server should hear of it.
@@ -47,9 +54,10 @@ pub enum Effect {
 }
 
 /// Options we offer to do ourselves (WILL) and ask the client to do (DO).
-const LOCAL_OFFERS: [u8; 7] = [
+const LOCAL_OFFERS: [u8; 8] = [
     OPT_SGA,
     OPT_MCCP2,
+    OPT_MCCP3,
     OPT_GMCP,
     OPT_MSDP,
     OPT_MSSP,
@@ -169,6 +177,10 @@ impl Negotiator {
                 effects.push(Effect::StartCompression);
                 flags.mccp = true;
             }
+            (OPT_MCCP3, true) => {
+                flags.mccp3 = true;
+                effects.push(Effect::WatchForInputCompression(true));
+            }
             (OPT_GMCP, true) => {
                 flags.gmcp = true;
                 flags.oob = true;
@@ -211,6 +223,10 @@ impl Negotiator {
                     effects.push(Effect::StopCompression);
                 }
                 flags.mccp = false;
+            }
+            (OPT_MCCP3, true) => {
+                flags.mccp3 = false;
+                effects.push(Effect::WatchForInputCompression(false));
             }
             (OPT_GMCP, true) => flags.gmcp = false,
             (OPT_MSDP, true) => flags.msdp = false,
@@ -283,6 +299,7 @@ impl Negotiator {
                 }
                 // CHARSET REJECTED (3) or anything else: stay with the default.
             }
+            OPT_MCCP3 if flags.mccp3 => effects.push(Effect::StartDecompression),
             OPT_GMCP => {
                 if let Some(msg) = gmcp_decode(data) {
                     effects.push(Effect::Oob(msg));
@@ -378,6 +395,21 @@ mod tests {
         let fx = feed(&mut n, &mut p, &mut f, &[IAC, 254, OPT_MCCP2]);
         assert!(fx.contains(&Effect::StopCompression));
         assert!(!f.mccp);
+    }
+
+    #[test]
+    fn mccp3_watches_for_the_start_marker_only_once_agreed() {
+        let (mut n, mut p, mut f) = setup();
+        let early = feed(&mut n, &mut p, &mut f, &[IAC, SB, OPT_MCCP3, IAC, SE]);
+        assert!(
+            !early.contains(&Effect::StartDecompression),
+            "not agreed yet"
+        );
+        let fx = feed(&mut n, &mut p, &mut f, &[IAC, DO, OPT_MCCP3]);
+        assert!(fx.contains(&Effect::WatchForInputCompression(true)));
+        assert!(f.mccp3);
+        let fx = feed(&mut n, &mut p, &mut f, &[IAC, SB, OPT_MCCP3, IAC, SE]);
+        assert!(fx.contains(&Effect::StartDecompression));
     }
 
     #[test]

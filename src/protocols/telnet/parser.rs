@@ -345,6 +345,8 @@ pub struct TelnetParser {
     /// Payload of the subnegotiation being read, never longer than its limit.
     sb_data: Vec<u8>,
     discarding_sb: bool,
+    /// `feed_partial` stops after a subnegotiation for this option.
+    pause_after: Option<u8>,
 }
 
 impl TelnetParser {
@@ -361,6 +363,7 @@ impl TelnetParser {
             sb_option: 0,
             sb_data: Vec::new(),
             discarding_sb: false,
+            pause_after: None,
         }
     }
 
@@ -415,7 +418,25 @@ impl TelnetParser {
 
     /// Consumes client bytes and appends the resulting events in input order.
     pub fn feed(&mut self, input: &[u8], events: &mut Vec<TelnetEvent>) {
-        for &byte in input {
+        let mut rest = input;
+        while !rest.is_empty() {
+            let used = self.feed_partial(rest, events);
+            rest = &rest[used.min(rest.len())..];
+        }
+    }
+
+    /// After a complete subnegotiation for `option`, `feed_partial` stops:
+    /// what follows may no longer be telnet (MCCP3 starts a compressed
+    /// stream right after `IAC SB MCCP3 IAC SE`, in the same read).
+    pub fn pause_after_subnegotiation(&mut self, option: Option<u8>) {
+        self.pause_after = option;
+    }
+
+    /// As [`TelnetParser::feed`], but stops right after a subnegotiation for
+    /// the option set by [`TelnetParser::pause_after_subnegotiation`];
+    /// answers how many bytes of `input` were consumed.
+    pub fn feed_partial(&mut self, input: &[u8], events: &mut Vec<TelnetEvent>) -> usize {
+        for (index, &byte) in input.iter().enumerate() {
             match self.state {
                 State::Data => {
                     if byte == IAC {
@@ -449,7 +470,8 @@ impl TelnetParser {
                     }
                     SE => {
                         self.state = State::Data;
-                        if !self.discarding_sb {
+                        let complete = !self.discarding_sb;
+                        if complete {
                             events.push(TelnetEvent::Subnegotiation {
                                 option: self.sb_option,
                                 data: std::mem::take(&mut self.sb_data),
@@ -457,6 +479,9 @@ impl TelnetParser {
                         }
                         self.sb_data.clear();
                         self.discarding_sb = false;
+                        if complete && self.pause_after == Some(self.sb_option) {
+                            return index + 1;
+                        }
                     }
                     // A bare IAC inside a subnegotiation is a broken SB: drop it and
                     // read the byte as the command it is, so a client that forgets
@@ -469,6 +494,7 @@ impl TelnetParser {
                 },
             }
         }
+        input.len()
     }
 
     fn entry(&self, option: u8) -> &OptionEntry {
@@ -747,6 +773,36 @@ pub fn subnegotiation(option: u8, data: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&[IAC, SE]);
     out
+}
+
+#[cfg(test)]
+mod pause_tests {
+    use super::*;
+
+    #[test]
+    fn feed_partial_stops_right_after_the_paused_subnegotiation() {
+        let mut p = TelnetParser::new(TelnetLimits {
+            max_line_chars: 100,
+            max_subnegotiation_bytes: 100,
+        });
+        p.pause_after_subnegotiation(Some(87));
+        let mut input = b"look\r\n".to_vec();
+        input.extend_from_slice(&[IAC, SB, 87, IAC, SE]);
+        input.extend_from_slice(&[0x78, 0x9c, 0xff]);
+        let mut events = Vec::new();
+        let used = p.feed_partial(&input, &mut events);
+        assert_eq!(used, input.len() - 3, "the compressed bytes are left over");
+        assert_eq!(
+            events,
+            vec![
+                TelnetEvent::Line("look".into()),
+                TelnetEvent::Subnegotiation {
+                    option: 87,
+                    data: vec![]
+                }
+            ]
+        );
+    }
 }
 
 #[cfg(test)]
