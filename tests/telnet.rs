@@ -175,7 +175,15 @@ fn mccp2_compresses_everything_after_the_marker_and_ends_the_stream_on_quit() {
         Status::StreamEnd,
         "the zlib stream must be ended properly"
     );
-    let text = String::from_utf8_lossy(&text);
+    let text = String::from_utf8_lossy(&text).into_owned();
+    // The same screen as an uncompressed session gets, byte for byte.
+    let mut plain = Raw::connect(&game);
+    plain.expect(&[IAC, WILL, MCCP2]);
+    plain.line("look");
+    plain.expect_text("create <username> <password>");
+    let screen = plain.expect_text("look will re-show this screen.");
+    let screen = &screen[screen.find("Enter help").unwrap_or(0)..];
+    assert!(text.contains(screen), "{text}");
     assert!(text.contains("Welcome to gatehouse!"), "{text}");
     assert!(text.contains("Good bye! Disconnecting."), "{text}");
 }
@@ -183,6 +191,11 @@ fn mccp2_compresses_everything_after_the_marker_and_ends_the_stream_on_quit() {
 #[test]
 fn mssp_tells_crawlers_the_name_and_player_count() {
     let game = Game::start(&[]);
+    let mut player = game.connect();
+    player.create_and_login("Pia", PASSWORD);
+    common::wait_for("the status to count the player", DEADLINE, || {
+        game.status().contains("logged_in = 1").then_some(())
+    });
     let mut c = Raw::connect(&game);
     c.expect(&[IAC, WILL, MSSP]);
     c.send(&[IAC, DO, MSSP]);
@@ -190,8 +203,11 @@ fn mssp_tells_crawlers_the_name_and_player_count() {
     let table = c.expect(&[IAC, SE]);
     let text = String::from_utf8_lossy(&table);
     assert!(text.contains("\u{1}NAME\u{2}gatehouse"), "{text:?}");
-    assert!(text.contains("\u{1}PLAYERS\u{2}"), "{text:?}");
-    assert!(text.contains("\u{1}PORT\u{2}"), "{text:?}");
+    assert!(text.contains("\u{1}PLAYERS\u{2}1\u{1}"), "{text:?}");
+    assert!(
+        text.contains(&format!("\u{1}PORT\u{2}{}", game.telnet_port)),
+        "{text:?}"
+    );
 }
 
 #[test]
@@ -300,4 +316,16 @@ fn an_mccp3_zlib_bomb_costs_only_its_own_session() {
     c.send(&write);
     c.expect_text("compressed input could not be read");
     assert!(bystander.who().contains("Olaf"), "other sessions carry on");
+}
+
+#[test]
+fn mccp3_agreed_and_started_in_one_read() {
+    let game = Game::start(&[]);
+    let mut c = Raw::connect(&game);
+    c.expect(&[IAC, WILL, MCCP3]);
+    let mut write = vec![IAC, DO, MCCP3];
+    write.extend(sb(MCCP3, &[]));
+    write.extend(deflate(&[b"help\r\n"], false));
+    c.send(&write);
+    c.expect_text("You are not yet logged in.");
 }

@@ -124,10 +124,14 @@ impl TelnetSession {
             let (read, write) = tokio::io::split(stream);
             ctx.add_stream(ReaderStream::new(read));
             let (out, writer) = Outbound::spawn(write);
-            let parser = TelnetParser::new(TelnetLimits {
+            let mut parser = TelnetParser::new(TelnetLimits {
                 max_line_chars: config.limits.max_line_chars,
                 max_subnegotiation_bytes: MAX_SUBNEGOTIATION_BYTES,
             });
+            // Always stop after an MCCP3 start marker: whether it counts is
+            // decided with the events of the same read, in order, so a DO
+            // MCCP3 and the marker in one read still work.
+            parser.pause_after_subnegotiation(Some(OPT_MCCP3));
             Self {
                 sessid: None,
                 peer,
@@ -272,10 +276,6 @@ impl TelnetSession {
                         let tail = z.finish();
                         self.enqueue(Bytes::from(tail), ctx);
                     }
-                }
-                Effect::WatchForInputCompression(on) => {
-                    self.parser
-                        .pause_after_subnegotiation(on.then_some(OPT_MCCP3));
                 }
                 Effect::StartDecompression => {
                     if self.inflater.is_none() {

@@ -38,9 +38,6 @@ pub enum Effect {
     StartCompression,
     /// Stop compressing (the client turned MCCP2 off).
     StopCompression,
-    /// The client may start compressing its input (MCCP3 agreed): stop the
-    /// parser after `IAC SB MCCP3 IAC SE` (`true`), or not any more (`false`).
-    WatchForInputCompression(bool),
     /// Everything the client sends from here on is zlib-compressed (MCCP3).
     StartDecompression,
     /// The text encoding agreed by CHARSET.
@@ -177,10 +174,7 @@ impl Negotiator {
                 effects.push(Effect::StartCompression);
                 flags.mccp = true;
             }
-            (OPT_MCCP3, true) => {
-                flags.mccp3 = true;
-                effects.push(Effect::WatchForInputCompression(true));
-            }
+            (OPT_MCCP3, true) => flags.mccp3 = true,
             (OPT_GMCP, true) => {
                 flags.gmcp = true;
                 flags.oob = true;
@@ -224,10 +218,7 @@ impl Negotiator {
                 }
                 flags.mccp = false;
             }
-            (OPT_MCCP3, true) => {
-                flags.mccp3 = false;
-                effects.push(Effect::WatchForInputCompression(false));
-            }
+            (OPT_MCCP3, true) => flags.mccp3 = false,
             (OPT_GMCP, true) => flags.gmcp = false,
             (OPT_MSDP, true) => flags.msdp = false,
             (OPT_EOR, true) => flags.eor = false,
@@ -405,8 +396,7 @@ mod tests {
             !early.contains(&Effect::StartDecompression),
             "not agreed yet"
         );
-        let fx = feed(&mut n, &mut p, &mut f, &[IAC, DO, OPT_MCCP3]);
-        assert!(fx.contains(&Effect::WatchForInputCompression(true)));
+        feed(&mut n, &mut p, &mut f, &[IAC, DO, OPT_MCCP3]);
         assert!(f.mccp3);
         let fx = feed(&mut n, &mut p, &mut f, &[IAC, SB, OPT_MCCP3, IAC, SE]);
         assert!(fx.contains(&Effect::StartDecompression));
