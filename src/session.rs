@@ -139,6 +139,25 @@ impl Default for ProtocolFlags {
     }
 }
 
+impl ProtocolFlags {
+    /// Takes the options a player or game can change (`option`,
+    /// `client_options`, `screenreader`, `encoding`) from `other`, and keeps
+    /// what this side negotiated with the client (compression, OOB, EOR, GA,
+    /// NAWS, TTYPE), which only the connection knows. The window size is the
+    /// connection's too: NAWS reports it, and a size set with `option` holds
+    /// on the Server until the client next reports one.
+    pub fn adopt_user_options(&mut self, other: &ProtocolFlags) {
+        self.encoding = other.encoding.clone();
+        self.screenreader = other.screenreader;
+        self.nocolor = other.nocolor;
+        self.ansi = other.ansi;
+        self.xterm256 = other.xterm256;
+        self.truecolor = other.truecolor;
+        self.utf8 = other.utf8;
+        self.client_name = other.client_name.clone();
+    }
+}
+
 /// The synced session record (Evennia's `SESSION_SYNC_ATTRS`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionSyncData {
@@ -261,6 +280,26 @@ mod tests {
         assert_eq!(s.cmd_total, 2);
         assert_eq!(s.cmd_last_visible, 12_500);
         assert_eq!(s.idle_secs(15_600), 3);
+    }
+
+    #[test]
+    fn adopting_user_options_keeps_what_the_connection_negotiated() {
+        let mut portal = ProtocolFlags {
+            mccp: true,
+            gmcp: true,
+            eor: true,
+            mtts: Some(137),
+            ..ProtocolFlags::default()
+        };
+        let server = ProtocolFlags {
+            screenreader: true,
+            encoding: "latin-1".into(),
+            ..ProtocolFlags::default()
+        };
+        portal.adopt_user_options(&server);
+        assert!(portal.screenreader && portal.mccp && portal.gmcp && portal.eor);
+        assert_eq!(portal.encoding, "latin-1");
+        assert_eq!(portal.mtts, Some(137));
     }
 
     #[test]

@@ -118,6 +118,9 @@ fn naws_and_the_mtts_cycle_set_the_client_options_and_survive_a_reload() {
         is.extend_from_slice(answer.as_bytes());
         c.send(&sb(TTYPE, &is));
     }
+    // An option changed on the Server must not wipe what was negotiated.
+    c.line("screenreader");
+    c.expect_text("Screenreader mode turned on.");
     c.line(&format!("create Mira {PASSWORD}"));
     c.expect_text("was created");
     c.line(&format!("connect Mira {PASSWORD}"));

@@ -427,7 +427,11 @@ pub fn apply_option(flags: &mut ProtocolFlags, name: &str, value: &str) -> Resul
             (std::mem::replace(&mut flags.screen_height, n).to_string(), n.to_string())
         }
         "screenreader" => {
-            let b = parse_bool(value)?;
+            let b = if value == "toggle" {
+                !flags.screenreader
+            } else {
+                parse_bool(value)?
+            };
             (std::mem::replace(&mut flags.screenreader, b).to_string(), b.to_string())
         }
         "nocolor" => {

@@ -145,6 +145,9 @@ pub async fn handshake(
     }
 }
 
+/// TLS handshakes allowed in progress at once.
+pub const MAX_CONCURRENT_HANDSHAKES: usize = 256;
+
 /// Accepts TLS clients on `listener` forever. Each connection shakes hands in
 /// its own task, so a slow client never holds up the next one.
 pub async fn accept_tls_clients(
@@ -153,19 +156,25 @@ pub async fn accept_tls_clients(
     handler: Addr<PortalSessionHandler>,
     config: Arc<TelnetConfig>,
 ) {
+    // Handshakes in progress at once: beyond this, new connections wait
+    // (in the kernel's backlog) instead of each holding a socket for up to
+    // the handshake timeout.
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDSHAKES));
     loop {
+        let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+            return;
+        };
         match listener.accept().await {
             Ok((stream, peer)) => {
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("{TLS_PROTOCOL_KEY} {peer}: cannot set TCP_NODELAY: {e}");
                 }
-                actix_rt::spawn(start_session(
-                    acceptor.clone(),
-                    stream,
-                    peer,
-                    handler.clone(),
-                    Arc::clone(&config),
-                ));
+                let (acceptor, handler, config) =
+                    (acceptor.clone(), handler.clone(), Arc::clone(&config));
+                actix_rt::spawn(async move {
+                    start_session(acceptor, stream, peer, handler, config).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait, never give up the port.

@@ -361,8 +361,12 @@ impl PortalSessionHandler {
             r.account_name = update.account_name;
             r.puppet_id = update.puppet_id;
             r.conn_time = update.conn_time;
-            if r.protocol_flags != update.protocol_flags {
-                r.protocol_flags = update.protocol_flags;
+            // The Server's copy may predate the latest negotiation: take only
+            // what the player or game can change.
+            let mut merged = r.protocol_flags.clone();
+            merged.adopt_user_options(&update.protocol_flags);
+            if r.protocol_flags != merged {
+                r.protocol_flags = merged;
                 s.endpoint
                     .do_send(ToSession::Flags(r.protocol_flags.clone()));
             }

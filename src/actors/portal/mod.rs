@@ -163,6 +163,11 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         settings.portal.link_secret.clone(),
     )));
     let telnet_config = Arc::new(TelnetConfig {
+        max_command_rate: settings.portal.max_command_rate,
+        default_size: (
+            settings.client.default_width,
+            settings.client.default_height,
+        ),
         limits: TelnetSessionLimits {
             max_line_chars: settings.portal.max_char_limit,
             output_buffer_limit: settings.portal.output_buffer_limit,

@@ -72,14 +72,6 @@ pub struct GetSessions {
     pub account: Option<AccountId>,
 }
 
-/// A session's client options changed on the Server (e.g. `screenreader`).
-#[derive(Message, Debug)]
-#[rtype(result = "()")]
-pub struct UpdateFlags {
-    pub sessid: SessionId,
-    pub flags: ProtocolFlags,
-}
-
 /// An account vanished from the database: its sessions go back to the login screen.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -464,6 +456,9 @@ impl Handler<FromPortal> for ServerSessionHandler {
             }
             PortalToServer::SessionUpdated { session } => {
                 if let Some(entry) = self.sessions.get_mut(&session.sessid) {
+                    // The Portal sends this only when the connection changed
+                    // something; it already holds the options set here (they
+                    // reach it with every sync), so its copy is whole.
                     entry.record.protocol_flags = session.protocol_flags;
                 }
             }
@@ -554,20 +549,6 @@ impl Handler<GetSessions> for ServerSessionHandler {
                 .map(|e| e.record.clone())
                 .collect(),
         )
-    }
-}
-
-impl Handler<UpdateFlags> for ServerSessionHandler {
-    type Result = ();
-
-    fn handle(&mut self, msg: UpdateFlags, _: &mut Context<Self>) {
-        if let Some(entry) = self.sessions.get_mut(&msg.sessid) {
-            entry.record.protocol_flags = msg.flags;
-            let record = entry.record.clone();
-            self.to_portal(ServerToPortal::SessionsSync {
-                sessions: vec![record],
-            });
-        }
     }
 }
 

@@ -11,8 +11,8 @@ use actix::prelude::*;
 use super::account::{Account, AccountInput};
 use super::context::ServerContext;
 use super::handler::{
-    ClientOptions, DisconnectSession, ForgiveAttempt, Login, Settle, ThrottleAttempt, ThrottleKind,
-    UpdateFlags,
+    ChangeOption, ClientOptions, DisconnectSession, ForgiveAttempt, Login, Settle, ThrottleAttempt,
+    ThrottleKind,
 };
 use super::link::ToPortal;
 use crate::actors::db::{Authenticate, CreateAccount, CreateCharacter};
@@ -22,7 +22,6 @@ use crate::commands::not_available;
 use crate::commands::unloggedin::{self, UnloggedInCommand, GOODBYE, LOGIN_FAILED};
 use crate::models::DbError;
 use crate::protocols::link::{Input, OobMessage, Output, ServerToPortal};
-use crate::protocols::telnet::parser::Encoding;
 use crate::session::{ProtocolFlags, SessionId};
 
 const DB_UNAVAILABLE: &str =
@@ -93,43 +92,49 @@ impl ServerSession {
                 reason: GOODBYE.to_owned(),
             }),
             UnloggedInCommand::Screenreader => {
-                self.flags.screenreader = !self.flags.screenreader;
-                self.sync_flags();
-                self.say(if self.flags.screenreader {
-                    "Screenreader mode turned on."
-                } else {
-                    "Screenreader mode turned off."
-                });
+                self.change_option("screenreader", "toggle".into(), ctx)
             }
             UnloggedInCommand::Encoding { name: None } => self.say(format!(
                 "Default encoding: {}\nAvailable encodings: utf-8, latin-1",
                 self.flags.encoding
             )),
-            UnloggedInCommand::Encoding { name: Some(name) } => match Encoding::from_name(&name) {
-                Some(encoding) => {
-                    let old =
-                        std::mem::replace(&mut self.flags.encoding, encoding.name().to_owned());
-                    self.sync_flags();
-                    self.say(format!(
-                        "Your custom text encoding was changed from '{old}' to '{}'.",
-                        encoding.name()
-                    ));
-                }
-                None => self.say(format!(
-                    "The encoding '{name}' is invalid. Available encodings: utf-8, latin-1"
-                )),
-            },
+            UnloggedInCommand::Encoding { name: Some(name) } => {
+                self.change_option("encoding", name, ctx)
+            }
             UnloggedInCommand::Idle => {}
             UnloggedInCommand::Usage(usage) => self.say(usage),
             UnloggedInCommand::Unknown(verb) => self.say(not_available(&verb)),
         }
     }
 
-    fn sync_flags(&self) {
-        self.server.handler.do_send(UpdateFlags {
+    /// Changes one option on the handler's record (never a stale copy of all
+    /// flags) and tells the player what happened.
+    fn change_option(&mut self, name: &str, value: String, ctx: &mut Context<Self>) {
+        let request = ChangeOption {
             sessid: self.sessid,
-            flags: self.flags.clone(),
-        });
+            name: name.to_owned(),
+            value,
+        };
+        let screenreader = name == "screenreader";
+        ctx.wait(
+            self.server
+                .handler
+                .send(request)
+                .into_actor(self)
+                .map(move |result, act, _| match result {
+                    Ok(Ok(answer)) if screenreader => {
+                        let on = answer.ends_with("'true'.");
+                        act.flags.screenreader = on;
+                        act.say(if on {
+                            "Screenreader mode turned on."
+                        } else {
+                            "Screenreader mode turned off."
+                        });
+                    }
+                    Ok(Ok(answer) | Err(answer)) => act.say(answer),
+                    Err(_) => {}
+                }),
+        );
     }
 
     fn send_oob(&self, msg: OobMessage) {

@@ -19,7 +19,7 @@ pub mod parser;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
@@ -32,7 +32,9 @@ use crate::actors::outbound::Outbound;
 use crate::actors::portal::handler::{
     OpenSession, PortalSessionHandler, SessionClosed, SessionFlagsChanged, SessionInput, ToSession,
 };
-use crate::actors::portal::limits::MAX_CHAR_LIMIT_WARNING;
+use crate::actors::portal::limits::{
+    CommandRate, RateVerdict, COMMAND_RATE_WARNING, MAX_CHAR_LIMIT_WARNING,
+};
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::text::{to_ansi, RenderOptions};
 use crate::session::{ProtocolFlags, SessionId};
@@ -61,8 +63,10 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// with what it has (Evennia waits 2 s too).
 const NEGOTIATION_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most plain bytes one read of MCCP3 input may inflate to; more is a zlib
-/// bomb and closes that session.
-const MAX_INFLATE_PER_READ: usize = 1024 * 1024;
+/// bomb and closes that session. Reads are at most 64 KiB on the wire.
+const MAX_INFLATE_PER_READ: usize = 256 * 1024;
+/// Event buffer capacity kept between reads.
+const EVENTS_KEPT: usize = 256;
 /// How often an idle connection gets an IAC NOP, which keeps NAT mappings
 /// alive and lets a dead peer be noticed.
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -78,6 +82,11 @@ pub struct TelnetSessionLimits {
 #[derive(Debug)]
 pub struct TelnetConfig {
     pub limits: TelnetSessionLimits,
+    /// `portal.max_command_rate`, applied here too so a flood is dropped
+    /// before it reaches the shared session handler.
+    pub max_command_rate: f64,
+    /// `client.default_width` / `default_height` until NAWS says otherwise.
+    pub default_size: (u16, u16),
     /// The server status for MUD crawlers; `players` is filled in when sent.
     pub mssp: MsspInfo,
     /// Logged-in players, kept current by the session handler.
@@ -104,6 +113,10 @@ pub struct TelnetSession {
     inflater: Option<Mccp3>,
     events: Vec<TelnetEvent>,
     effects: Vec<Effect>,
+    rate: CommandRate,
+    max_command_rate: f64,
+    /// Flags changed while handling a read; sent once at its end.
+    flags_dirty: bool,
     /// No line has arrived yet: the first one is checked for a stray HTTP request.
     first_line: bool,
 }
@@ -139,7 +152,11 @@ impl TelnetSession {
                 handler,
                 parser,
                 negotiator: Negotiator::new(config.mssp.clone()),
-                flags: ProtocolFlags::default(),
+                flags: ProtocolFlags {
+                    screen_width: config.default_size.0,
+                    screen_height: config.default_size.1,
+                    ..ProtocolFlags::default()
+                },
                 encoding: Encoding::Utf8,
                 limits: config.limits,
                 players: Arc::clone(&config.players),
@@ -149,6 +166,9 @@ impl TelnetSession {
                 inflater: None,
                 events: Vec::new(),
                 effects: Vec::new(),
+                rate: CommandRate::new(Instant::now()),
+                max_command_rate: config.max_command_rate,
+                flags_dirty: false,
                 first_line: true,
             }
         })
@@ -206,9 +226,12 @@ impl TelnetSession {
         let rendered = self.render(text);
         let mut buf = BytesMut::with_capacity(rendered.len() + 2);
         encode_output(&rendered, self.encoding, &mut buf);
+        // Clients find the end of a prompt by EOR, or else by GA: sent even
+        // after SGA, since nearly every client agrees to SGA and would
+        // otherwise get no marker at all.
         if self.flags.eor {
             buf.extend_from_slice(&[IAC, EOR]);
-        } else if !self.flags.nogoahead {
+        } else {
             buf.extend_from_slice(&[IAC, GA]);
         }
         self.write(&buf, ctx);
@@ -252,7 +275,12 @@ impl TelnetSession {
         );
     }
 
-    fn sync_flags(&self) {
+    /// Sends the flags once if anything changed (a burst of NAWS packets
+    /// makes one update, not one per packet).
+    fn sync_flags(&mut self) {
+        if !std::mem::take(&mut self.flags_dirty) {
+            return;
+        }
         if let Some(sessid) = self.sessid {
             self.handler.do_send(SessionFlagsChanged {
                 sessid,
@@ -286,7 +314,7 @@ impl TelnetSession {
                     self.encoding = encoding;
                     self.parser.set_encoding(encoding);
                 }
-                Effect::FlagsChanged => self.sync_flags(),
+                Effect::FlagsChanged => self.flags_dirty = true,
                 Effect::Oob(msg) => {
                     if let Some(sessid) = self.sessid {
                         self.handler.do_send(SessionInput {
@@ -312,6 +340,14 @@ impl TelnetSession {
                     );
                     self.close(HTTP_ON_TELNET, ctx);
                     return;
+                }
+                match self.rate.check(self.max_command_rate, Instant::now()) {
+                    RateVerdict::Accept => {}
+                    RateVerdict::DropAndWarn => {
+                        self.write_text(COMMAND_RATE_WARNING, true, ctx);
+                        return;
+                    }
+                    RateVerdict::Drop => return,
                 }
                 if let Some(sessid) = self.sessid {
                     self.handler.do_send(SessionInput {
@@ -401,10 +437,14 @@ impl TelnetSession {
     /// Feeds one read, switching to decompression where the client starts
     /// MCCP3 (even in the middle of the read) and back where it ends it.
     fn read(&mut self, mut rest: &[u8], ctx: &mut Context<Self>) {
+        // One budget for the whole read: ending a stream and starting a new
+        // one in the same read does not earn a fresh allowance.
+        let mut budget = MAX_INFLATE_PER_READ;
         while !rest.is_empty() {
             if let Some(z) = &mut self.inflater {
-                match z.inflate(rest, MAX_INFLATE_PER_READ) {
+                match z.inflate(rest, budget) {
                     Ok(out) => {
+                        budget -= out.data.len().min(budget);
                         let mut events = std::mem::take(&mut self.events);
                         self.parser.feed(&out.data, &mut events);
                         self.events = events;
@@ -413,7 +453,7 @@ impl TelnetSession {
                         if out.ended {
                             self.inflater = None;
                         } else if out.consumed == 0 {
-                            return;
+                            break;
                         }
                     }
                     Err(e) => {
@@ -438,6 +478,9 @@ impl TelnetSession {
                 rest = &rest[used.min(rest.len())..];
             }
         }
+        // A flood of tiny lines must not leave a huge buffer behind.
+        self.events.shrink_to(EVENTS_KEPT);
+        self.sync_flags();
     }
 }
 
@@ -479,7 +522,8 @@ impl Handler<ToSession> for TelnetSession {
                     self.encoding = encoding;
                     self.parser.set_encoding(encoding);
                 }
-                self.flags = flags;
+                // Negotiated state (compression, OOB, EOR) stays this side's.
+                self.flags.adopt_user_options(&flags);
             }
             ToSession::Close { reason } => self.close(&reason, ctx),
         }

@@ -111,8 +111,9 @@ impl Negotiator {
     /// The negotiation wait is over: whatever is still unanswered is taken as
     /// refused (clients that negotiate nothing still work as line terminals).
     pub fn timeout(&mut self, effects: &mut Vec<Effect>) {
+        // A slow client may still finish its TTYPE answers; they are used
+        // when they come.
         self.pending.clear();
-        self.ttype = None;
         self.settle(effects);
     }
 
