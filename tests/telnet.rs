@@ -332,3 +332,32 @@ fn mccp3_agreed_and_started_in_one_read() {
     c.send(&write);
     c.expect_text("You are not yet logged in.");
 }
+
+#[test]
+fn msdp_and_gmcp_report_variables_of_the_character() {
+    const MSDP: u8 = 69;
+    let game = Game::start(&[]);
+    let mut c = Raw::connect(&game);
+    c.expect(&[IAC, WILL, MSDP]);
+    c.send(&[IAC, DO, MSDP, IAC, DO, GMCP]);
+    c.line(&format!("create Rhea {PASSWORD}"));
+    c.expect_text("was created");
+    c.line(&format!("connect Rhea {PASSWORD}"));
+    c.expect_text("Exits:");
+    // MSDP: LIST the variables, then SEND one.
+    let mut list = vec![1];
+    list.extend_from_slice(b"LIST");
+    list.push(2);
+    list.extend_from_slice(b"REPORTABLE_VARIABLES");
+    c.send(&sb(MSDP, &list));
+    c.expect(b"ROOM_NAME");
+    let mut send = vec![1];
+    send.extend_from_slice(b"SEND");
+    send.push(2);
+    send.extend_from_slice(b"ROOM_NAME");
+    c.send(&sb(MSDP, &send));
+    c.expect(b"\x01ROOM_NAME\x02Limbo");
+    // GMCP: Char.Value.Get is `get_value`.
+    c.send(&sb(GMCP, br#"Char.Value.Get {"name":"name"}"#));
+    c.expect(br#"Char.Value.Get {"name":"Rhea"}"#);
+}

@@ -31,6 +31,14 @@ pub enum InputFunc {
     },
     /// The keepalive: refreshes the idle timer, answers nothing.
     Idle,
+    /// Report the values of these variables (`get_value`, MSDP `SEND` and
+    /// `REPORT`), answered under `reply` (`get_value`, or each MSDP name).
+    Values {
+        names: Vec<String>,
+        msdp: bool,
+    },
+    /// MSDP `LIST`: what can be asked for.
+    MsdpList(String),
     /// Known client chatter that needs no answer (`client_gui`, ...).
     Ignored,
     Unknown(String),
@@ -63,11 +71,79 @@ pub fn parse(msg: &OobMessage) -> InputFunc {
             }
         }
         "idle" => InputFunc::Idle,
+        "get_value" => match text("name")
+            .or_else(|| msg.args.first().and_then(Value::as_str).map(str::to_owned))
+        {
+            Some(name) => InputFunc::Values {
+                names: vec![name],
+                msdp: false,
+            },
+            None => InputFunc::Unknown(msg.name.clone()),
+        },
+        "msdp_send" | "msdp_report" => InputFunc::Values {
+            names: msg
+                .args
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            msdp: true,
+        },
+        "msdp_unreport" | "msdp_reset" => InputFunc::Ignored,
+        "msdp_list" => InputFunc::MsdpList(
+            msg.args
+                .first()
+                .and_then(Value::as_str)
+                .unwrap_or("COMMANDS")
+                .to_uppercase(),
+        ),
         "client_gui" | "external_discord_hello" | "supports_remove" | "supports_add" => {
             InputFunc::Ignored
         }
         other => InputFunc::Unknown(other.to_owned()),
     }
+}
+
+/// Variables `get_value` and MSDP can report. Names are matched without
+/// case; `servername`/`SERVER_ID`, `name`/`CHARACTER_NAME`, `account`/
+/// `ACCOUNT_NAME`, `location`/`ROOM_NAME`.
+pub const REPORTABLE: [&str; 4] = ["SERVER_ID", "ACCOUNT_NAME", "CHARACTER_NAME", "ROOM_NAME"];
+
+/// What is known about a session when values are reported.
+#[derive(Debug, Clone, Default)]
+pub struct ValueSource {
+    pub server_name: String,
+    pub account: Option<String>,
+    pub character: Option<String>,
+    pub room: Option<String>,
+}
+
+/// The value of one variable, if it has one.
+pub fn value_of(name: &str, source: &ValueSource) -> Option<Value> {
+    match name.to_uppercase().as_str() {
+        "SERVER_ID" | "SERVERNAME" | "SERVER_NAME" => Some(source.server_name.clone().into()),
+        "ACCOUNT_NAME" | "ACCOUNT" => source.account.clone().map(Value::from),
+        "CHARACTER_NAME" | "NAME" | "KEY" => source.character.clone().map(Value::from),
+        "ROOM_NAME" | "LOCATION" => source.room.clone().map(Value::from),
+        _ => None,
+    }
+}
+
+/// The answer to MSDP `LIST <what>`.
+pub fn msdp_list(what: &str) -> Option<Vec<Value>> {
+    let items: Vec<&str> = match what {
+        "COMMANDS" => vec!["LIST", "REPORT", "RESET", "SEND", "UNREPORT"],
+        "LISTS" => vec![
+            "COMMANDS",
+            "LISTS",
+            "REPORTABLE_VARIABLES",
+            "REPORTED_VARIABLES",
+        ],
+        "REPORTABLE_VARIABLES" | "SENDABLE_VARIABLES" => REPORTABLE.to_vec(),
+        "REPORTED_VARIABLES" => Vec::new(),
+        _ => return None,
+    };
+    Some(items.into_iter().map(Value::from).collect())
 }
 
 /// The answer to `get_inputfuncs`: name -> what it does.
@@ -83,6 +159,19 @@ pub fn inputfunc_docs() -> Map<String, Value> {
         ("get_inputfuncs", "Report the input functions."),
         ("login", "Log in: kwargs name (or account) and password."),
         ("idle", "Keep the connection from idling out; no answer."),
+        (
+            "get_value",
+            "Report a value: kwargs name = servername, account, name or location.",
+        ),
+        (
+            "msdp_list",
+            "MSDP LIST: COMMANDS, LISTS, REPORTABLE_VARIABLES.",
+        ),
+        ("msdp_send", "MSDP SEND: report the named variables."),
+        (
+            "msdp_report",
+            "MSDP REPORT: report the named variables now.",
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), Value::from(v)))
@@ -223,6 +312,39 @@ mod tests {
             parse(&msg("nonsense", vec![], json!({}))),
             InputFunc::Unknown("nonsense".into())
         );
+    }
+
+    #[test]
+    fn values_and_msdp_lists() {
+        assert_eq!(
+            parse(&msg("get_value", vec![], json!({"name": "location"}))),
+            InputFunc::Values {
+                names: vec!["location".into()],
+                msdp: false
+            }
+        );
+        assert_eq!(
+            parse(&msg(
+                "msdp_send",
+                vec![json!("ROOM_NAME"), json!("SERVER_ID")],
+                json!({})
+            )),
+            InputFunc::Values {
+                names: vec!["ROOM_NAME".into(), "SERVER_ID".into()],
+                msdp: true
+            }
+        );
+        let source = ValueSource {
+            server_name: "gatehouse".into(),
+            account: Some("ann".into()),
+            character: Some("Ann".into()),
+            room: Some("Limbo".into()),
+        };
+        assert_eq!(value_of("location", &source), Some(json!("Limbo")));
+        assert_eq!(value_of("SERVER_ID", &source), Some(json!("gatehouse")));
+        assert_eq!(value_of("HEALTH", &source), None);
+        assert_eq!(msdp_list("REPORTABLE_VARIABLES").unwrap().len(), 4);
+        assert!(msdp_list("NONSENSE").is_none());
     }
 
     #[test]

@@ -97,6 +97,13 @@ pub struct ChangeOption {
     pub value: String,
 }
 
+/// One session's record.
+#[derive(Message, Debug)]
+#[rtype(result = "Option<SessionSyncData>")]
+pub struct GetSession {
+    pub sessid: SessionId,
+}
+
 /// `client_options` for one session: applies `set` (nothing to set: just
 /// reports); answers the flags and the option names that were not understood.
 #[derive(Message, Debug)]
@@ -582,6 +589,14 @@ impl Handler<ChangeOption> for ServerSessionHandler {
             sessions: vec![record],
         });
         Ok(answer)
+    }
+}
+
+impl Handler<GetSession> for ServerSessionHandler {
+    type Result = Option<SessionSyncData>;
+
+    fn handle(&mut self, msg: GetSession, _: &mut Context<Self>) -> Self::Result {
+        self.sessions.get(&msg.sessid).map(|e| e.record.clone())
     }
 }
 

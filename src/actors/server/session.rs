@@ -11,13 +11,14 @@ use actix::prelude::*;
 use super::account::{Account, AccountInput};
 use super::context::ServerContext;
 use super::handler::{
-    ChangeOption, ClientOptions, DisconnectSession, ForgiveAttempt, Login, Settle, ThrottleAttempt,
-    ThrottleKind,
+    ChangeOption, ClientOptions, DisconnectSession, ForgiveAttempt, GetSession, Login, Settle,
+    ThrottleAttempt, ThrottleKind,
 };
 use super::link::ToPortal;
+use super::world::Locate;
 use crate::actors::db::{Authenticate, CreateAccount, CreateCharacter};
 use crate::commands::account::DEFAULT_DESCRIPTION;
-use crate::commands::inputfuncs::{self, InputFunc};
+use crate::commands::inputfuncs::{self, InputFunc, ValueSource};
 use crate::commands::not_available;
 use crate::commands::unloggedin::{self, UnloggedInCommand, GOODBYE, LOGIN_FAILED};
 use crate::models::DbError;
@@ -175,11 +176,74 @@ impl ServerSession {
                     self.connect(name, password, true, ctx);
                 }
             }
+            InputFunc::Values { names, msdp } => self.report_values(names, msdp, ctx),
+            InputFunc::MsdpList(what) => {
+                if let Some(items) = inputfuncs::msdp_list(&what) {
+                    let list = serde_json::Value::Array(items);
+                    self.send_oob(inputfuncs::oob(
+                        &what.to_lowercase(),
+                        vec![list],
+                        serde_json::Map::new(),
+                    ));
+                }
+            }
             InputFunc::Idle | InputFunc::Ignored => {}
             InputFunc::Unknown(name) => {
                 log::debug!("session {}: unknown input function {name}", self.sessid);
             }
         }
+    }
+
+    /// Answers `get_value` / MSDP `SEND`: looks the session's account,
+    /// character and room up, then sends each value that exists.
+    fn report_values(&mut self, names: Vec<String>, msdp: bool, ctx: &mut Context<Self>) {
+        let handler = self.server.handler.clone();
+        let world = self.server.world.clone();
+        let sessid = self.sessid;
+        let server_name = self.server.settings.server.name.clone();
+        ctx.wait(
+            async move {
+                let record = handler.send(GetSession { sessid }).await.ok().flatten();
+                let mut source = ValueSource {
+                    server_name,
+                    account: record.as_ref().and_then(|r| r.account_name.clone()),
+                    ..ValueSource::default()
+                };
+                if let Some(puppet) = record.and_then(|r| r.puppet_id) {
+                    if let Ok(found) = world
+                        .send(Locate {
+                            characters: vec![puppet],
+                        })
+                        .await
+                    {
+                        if let Some((name, room)) = found.get(&puppet) {
+                            source.character = Some(name.clone());
+                            source.room = Some(room.clone());
+                        }
+                    }
+                }
+                source
+            }
+            .into_actor(self)
+            .map(move |source, act, _| {
+                for name in names {
+                    let Some(value) = inputfuncs::value_of(&name, &source) else {
+                        continue;
+                    };
+                    if msdp {
+                        act.send_oob(inputfuncs::oob(
+                            &name.to_lowercase(),
+                            vec![value],
+                            serde_json::Map::new(),
+                        ));
+                    } else {
+                        let mut kwargs = serde_json::Map::new();
+                        kwargs.insert(name.to_lowercase(), value);
+                        act.send_oob(inputfuncs::oob("get_value", Vec::new(), kwargs));
+                    }
+                }
+            }),
+        );
     }
 
     /// Applies (or, with nothing to set, reports) client options.
