@@ -43,6 +43,8 @@ fn main() {
         .arg(dir.path())
         .arg("run")
         .env("GATEHOUSE__PORTAL__TELNET_PORTS", "[0]")
+        .env("GATEHOUSE__PORTAL__WEB_PORT", "0")
+        .env("GATEHOUSE__PORTAL__WEBSOCKET_PORT", "0")
         .env("GATEHOUSE__PORTAL__TELNET_INTERFACES", "[\"127.0.0.1\"]")
         .env("GATEHOUSE__PORTAL__LINK_ADDR", "127.0.0.1:0")
         .env("GATEHOUSE__PORTAL__MAX_CONNECTION_RATE", "100000")

@@ -31,6 +31,12 @@ pub struct BoundPorts {
     #[serde(default)]
     pub ssl: Vec<u16>,
     pub link: String,
+    /// The web page (`/healthz`).
+    #[serde(default)]
+    pub web: u16,
+    /// The web client's websocket.
+    #[serde(default)]
+    pub websocket: u16,
 }
 
 /// Paths inside one game dir.
@@ -137,6 +143,8 @@ mod tests {
             telnet: vec![4000, 4100],
             ssl: vec![4003],
             link: "127.0.0.1:4006".into(),
+            web: 4001,
+            websocket: 4002,
         };
         game.write_ports(&ports).unwrap();
         assert_eq!(game.read_ports(), Some(ports));

@@ -166,6 +166,8 @@ fn daemon_start_status_reload_stop() {
             .arg(dir.path())
             .args(args)
             .env("GATEHOUSE__PORTAL__TELNET_PORTS", "[0]")
+            .env("GATEHOUSE__PORTAL__WEB_PORT", "0")
+            .env("GATEHOUSE__PORTAL__WEBSOCKET_PORT", "0")
             .env("GATEHOUSE__PORTAL__TELNET_INTERFACES", "[\"127.0.0.1\"]")
             .env("GATEHOUSE__PORTAL__LINK_ADDR", "127.0.0.1:0")
             .output()

@@ -216,6 +216,8 @@ fn a_missing_certificate_stops_the_portal_and_names_the_file() {
         .arg(game_dir.path())
         .arg("portal")
         .env("GATEHOUSE__PORTAL__TELNET_PORTS", "[0]")
+        .env("GATEHOUSE__PORTAL__WEB_PORT", "0")
+        .env("GATEHOUSE__PORTAL__WEBSOCKET_PORT", "0")
         .env("GATEHOUSE__PORTAL__TELNET_INTERFACES", "[\"127.0.0.1\"]")
         .env("GATEHOUSE__PORTAL__LINK_ADDR", "127.0.0.1:0")
         .env("GATEHOUSE__PORTAL__SSL_PORTS", "[0]")

@@ -5,3 +5,4 @@ pub mod link;
 pub mod telnet;
 pub mod text;
 pub mod tls;
+pub mod websocket;

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod link;
 pub mod sessid;
 pub mod supervisor;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -96,6 +97,11 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Porta
         .map_err(|source| PortalError::Bind { what, addr, source })
 }
 
+/// Binds a listener for actix-web, which takes std listeners.
+fn bind_std(what: &'static str, addr: SocketAddr) -> Result<std::net::TcpListener, PortalError> {
+    std::net::TcpListener::bind(addr).map_err(|source| PortalError::Bind { what, addr, source })
+}
+
 /// Runs the Portal until it is shut down. Call inside an actix `System`.
 pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
     let PortalOptions {
@@ -133,15 +139,32 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
             }
         }
     }
+    let http_ip = settings
+        .telnet_interface_addrs()?
+        .first()
+        .copied()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let web_listener = bind_std(
+        "the web page",
+        SocketAddr::new(http_ip, settings.portal.web_port),
+    )?;
+    let websocket_listener = bind_std(
+        "the websocket",
+        SocketAddr::new(http_ip, settings.portal.websocket_port),
+    )?;
     let ports = BoundPorts {
         telnet: telnet_ports,
         ssl: ssl_ports,
         link: link_addr.to_string(),
+        web: web_listener.local_addr()?.port(),
+        websocket: websocket_listener.local_addr()?.port(),
     };
     log::info!(
-        "Portal listening: telnet {:?}, telnet over TLS {:?}, Server link {}",
+        "Portal listening: telnet {:?}, telnet over TLS {:?}, web {}, websocket {}, Server link {}",
         ports.telnet,
         ports.ssl,
+        ports.web,
+        ports.websocket,
         ports.link
     );
 
@@ -155,6 +178,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
     );
     let players = handler.player_counter();
     let handler = handler.start();
+    let http = web::start(web_listener, websocket_listener, handler.clone())?;
 
     let mut tasks = Vec::new();
     tasks.push(actix_rt::spawn(link::accept_servers(
@@ -258,6 +282,9 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
                 break;
             }
         }
+    }
+    for server in http {
+        server.stop(true).await;
     }
     for task in tasks {
         task.abort();

@@ -1,0 +1,65 @@
+//! The Portal's HTTP side: the websocket endpoint on `portal.websocket_port`
+//! and `/healthz` on `portal.web_port`, served by actix-web.
+//!
+//! It only routes: websocket sessions are `WebSocketSession` actors that
+//! register with the `PortalSessionHandler` like telnet sessions, and the
+//! health answer comes from the handler's status.
+
+use actix::Addr;
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::json;
+
+use super::handler::{GetStatus, PortalSessionHandler};
+use crate::protocols::websocket;
+
+/// How long a stopping HTTP server waits for its connections.
+const SHUTDOWN_SECS: u64 = 1;
+
+async fn healthz(handler: web::Data<Addr<PortalSessionHandler>>) -> HttpResponse {
+    match handler.send(GetStatus).await {
+        Ok(status) => HttpResponse::Ok().json(json!({
+            "portal": "up",
+            "server_connected": status.server_connected,
+            "sessions": status.sessions,
+            "logged_in": status.logged_in,
+        })),
+        Err(_) => HttpResponse::ServiceUnavailable().json(json!({ "portal": "stopping" })),
+    }
+}
+
+/// Starts both HTTP servers on already bound listeners; answers their
+/// handles, for a clean stop.
+pub fn start(
+    web_listener: std::net::TcpListener,
+    websocket_listener: std::net::TcpListener,
+    handler: Addr<PortalSessionHandler>,
+) -> std::io::Result<Vec<ServerHandle>> {
+    let data = web::Data::new(handler);
+    let ws_data = data.clone();
+    let websocket_server = HttpServer::new(move || {
+        App::new()
+            .app_data(ws_data.clone())
+            .route("/", web::get().to(websocket::upgrade))
+            .route("/websocket", web::get().to(websocket::upgrade))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_SECS)
+    .listen(websocket_listener)?
+    .run();
+    let web_server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route("/healthz", web::get().to(healthz))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(SHUTDOWN_SECS)
+    .listen(web_listener)?
+    .run();
+    let handles = vec![websocket_server.handle(), web_server.handle()];
+    actix_rt::spawn(websocket_server);
+    actix_rt::spawn(web_server);
+    Ok(handles)
+}

@@ -1,0 +1,310 @@
+//! The web client's connection: a `WebSocketSession` actor per browser tab,
+//! speaking Evennia's webclient protocol (`v1.evennia.com`): every frame is a
+//! text frame holding a JSON array `[cmdname, args, kwargs]`.
+//!
+//! To the `PortalSessionHandler` it is one more session, exactly like a
+//! telnet one (same ids, limits and sync data, protocol key `websocket`).
+//! Text output is rendered from markup to HTML here. A malformed frame gets
+//! an error message back and changes nothing else; a tab that stops
+//! answering pings is closed.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use serde_json::{json, Map, Value};
+
+use crate::actors::portal::handler::{
+    OpenSession, PortalSessionHandler, SessionClosed, SessionInput, ToSession,
+};
+use crate::protocols::link::{Input, OobMessage, Output};
+use crate::protocols::text::to_html;
+use crate::session::{ProtocolFlags, SessionId};
+
+/// The protocol key of web client sessions.
+pub const PROTOCOL_KEY: &str = "websocket";
+/// How often the browser is pinged.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
+/// A tab that has not answered for this long is gone (Evennia has no such
+/// check; its users saw sessions linger for weeks).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest frame accepted from a browser.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// One decoded client frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    Input(Input),
+    /// The page says it is closing.
+    Close,
+}
+
+/// Why a frame could not be used; the text goes back to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("messages must be JSON arrays: [cmdname, args, kwargs]")]
+    NotAnArray,
+    #[error("the first element must be the command name")]
+    NoName,
+    #[error("invalid JSON: {0}")]
+    Json(String),
+}
+
+/// Parses one `[cmdname, args, kwargs]` frame.
+pub fn parse_frame(text: &str) -> Result<ClientFrame, FrameError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| FrameError::Json(e.to_string()))?;
+    let Value::Array(parts) = value else {
+        return Err(FrameError::NotAnArray);
+    };
+    let mut parts = parts.into_iter();
+    let Some(Value::String(name)) = parts.next() else {
+        return Err(FrameError::NoName);
+    };
+    let args = match parts.next() {
+        Some(Value::Array(a)) => a,
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => vec![other],
+    };
+    let kwargs = match parts.next() {
+        Some(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
+    let name = name.trim().to_lowercase();
+    Ok(match name.as_str() {
+        "text" => {
+            let line = args.first().map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            });
+            ClientFrame::Input(Input::Text(line.unwrap_or_default()))
+        }
+        "websocket_close" => ClientFrame::Close,
+        _ => ClientFrame::Input(Input::Oob(OobMessage { name, args, kwargs })),
+    })
+}
+
+/// Encodes one output for the client.
+pub fn encode_output(output: &Output) -> Option<String> {
+    let value = match output {
+        Output::Text(text) => json!(["text", [to_html(text)], {}]),
+        Output::Prompt(text) => json!(["prompt", [to_html(text)], {}]),
+        // Browsers handle their own input echo.
+        Output::Echo(_) => return None,
+        Output::Oob(msg) => json!([msg.name, msg.args, msg.kwargs]),
+    };
+    Some(value.to_string())
+}
+
+fn error_frame(text: &str) -> String {
+    json!(["text", [to_html(text)], {"type": "error"}]).to_string()
+}
+
+/// One browser tab.
+pub struct WebSocketSession {
+    sessid: Option<SessionId>,
+    address: String,
+    handler: Addr<PortalSessionHandler>,
+    last_heard: Instant,
+}
+
+impl WebSocketSession {
+    pub fn new(address: String, handler: Addr<PortalSessionHandler>) -> Self {
+        Self {
+            sessid: None,
+            address,
+            handler,
+            last_heard: Instant::now(),
+        }
+    }
+}
+
+impl Actor for WebSocketSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let flags = ProtocolFlags {
+            client_name: Some("gatehouse web client".to_owned()),
+            ansi: true,
+            xterm256: true,
+            truecolor: true,
+            oob: true,
+            ..ProtocolFlags::default()
+        };
+        let open = OpenSession {
+            protocol_key: PROTOCOL_KEY,
+            address: self.address.clone(),
+            flags,
+            endpoint: ctx.address().recipient(),
+        };
+        ctx.wait(
+            self.handler
+                .send(open)
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(sessid) => act.sessid = Some(sessid),
+                    Err(_) => ctx.stop(),
+                }),
+        );
+        ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
+            if act.last_heard.elapsed() > CLIENT_TIMEOUT {
+                log::info!(
+                    "websocket session {:?} from {}: no answer to pings; closing",
+                    act.sessid,
+                    act.address
+                );
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(sessid) = self.sessid {
+            self.handler.do_send(SessionClosed { sessid });
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSocketSession {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(e) => {
+                // An oversized or broken frame: tell the client, close this tab.
+                log::info!("websocket session {:?}: {e}", self.sessid);
+                ctx.text(error_frame(&format!(
+                    "Your client sent a message that could not be read ({e})."
+                )));
+                ctx.close(Some(ws::CloseCode::Size.into()));
+                ctx.stop();
+                return;
+            }
+        };
+        match msg {
+            ws::Message::Text(text) => match parse_frame(&text) {
+                Ok(ClientFrame::Input(input)) => {
+                    if let Some(sessid) = self.sessid {
+                        self.handler.do_send(SessionInput { sessid, input });
+                    }
+                }
+                Ok(ClientFrame::Close) => {
+                    ctx.close(None);
+                    ctx.stop();
+                }
+                Err(e) => ctx.text(error_frame(&format!("Malformed message: {e}"))),
+            },
+            ws::Message::Binary(_) => ctx.text(error_frame(
+                "Malformed message: binary frames are not understood",
+            )),
+            ws::Message::Ping(bytes) => ctx.pong(&bytes),
+            ws::Message::Pong(_) | ws::Message::Nop | ws::Message::Continuation(_) => {}
+            ws::Message::Close(reason) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<ToSession> for WebSocketSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToSession, ctx: &mut Self::Context) {
+        match msg {
+            ToSession::Output(output) => {
+                if let Some(frame) = encode_output(&output) {
+                    ctx.text(frame);
+                }
+            }
+            ToSession::Flags(_) => {}
+            ToSession::Close { reason } => {
+                if !reason.is_empty() {
+                    if let Some(frame) = encode_output(&Output::Text(reason)) {
+                        ctx.text(frame);
+                    }
+                }
+                ctx.close(Some(ws::CloseCode::Normal.into()));
+                ctx.stop();
+            }
+        }
+    }
+}
+
+/// The websocket endpoint: upgrades the request and starts a session.
+pub async fn upgrade(
+    req: HttpRequest,
+    stream: web::Payload,
+    handler: web::Data<Addr<PortalSessionHandler>>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let address = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned());
+    ws::WsResponseBuilder::new(
+        WebSocketSession::new(address, handler.get_ref().clone()),
+        &req,
+        stream,
+    )
+    .frame_size(MAX_FRAME_BYTES)
+    .start()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_into_inputs() {
+        assert_eq!(
+            parse_frame(r#"["text", ["look"], {}]"#),
+            Ok(ClientFrame::Input(Input::Text("look".into())))
+        );
+        match parse_frame(r#"["echo", ["hi", 2], {"a": 1}]"#) {
+            Ok(ClientFrame::Input(Input::Oob(m))) => {
+                assert_eq!(m.name, "echo");
+                assert_eq!(m.args, vec![json!("hi"), json!(2)]);
+                assert_eq!(m.kwargs["a"], json!(1));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            parse_frame(r#"["websocket_close", [], {}]"#),
+            Ok(ClientFrame::Close)
+        );
+        assert_eq!(
+            parse_frame(r#"["text"]"#),
+            Ok(ClientFrame::Input(Input::Text(String::new())))
+        );
+    }
+
+    #[test]
+    fn malformed_frames_are_typed_errors() {
+        assert_eq!(
+            parse_frame(r#"{"cmd": "look"}"#),
+            Err(FrameError::NotAnArray)
+        );
+        assert_eq!(parse_frame(r#"[1, 2]"#), Err(FrameError::NoName));
+        assert!(matches!(parse_frame("not json"), Err(FrameError::Json(_))));
+    }
+
+    #[test]
+    fn output_is_json_with_html_text() {
+        assert_eq!(
+            encode_output(&Output::Text("a < b".into())).unwrap(),
+            r#"["text",["a &lt; b"],{}]"#
+        );
+        let oob = OobMessage {
+            name: "logged_in".into(),
+            args: vec![],
+            kwargs: Map::new(),
+        };
+        assert_eq!(
+            encode_output(&Output::Oob(oob)).unwrap(),
+            r#"["logged_in",[],{}]"#
+        );
+        assert_eq!(encode_output(&Output::Echo(true)), None);
+    }
+}

@@ -1,0 +1,123 @@
+//! The web client's websocket against the real binary: Evennia's
+//! `[cmdname, args, kwargs]` JSON frames, side by side with telnet players.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod common;
+
+use awc::ws::{Frame, Message};
+use futures_util::{SinkExt, StreamExt};
+
+use common::{Game, DEADLINE};
+
+const PASSWORD: &str = "correct-horse-9";
+
+type Conn = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+fn port(game: &Game, key: &str) -> u16 {
+    let text = std::fs::read_to_string(game.path().join("run/ports.toml")).unwrap();
+    let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+    line.chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
+}
+
+async fn connect(game: &Game) -> Conn {
+    let url = format!("ws://127.0.0.1:{}/", port(game, "websocket"));
+    let (_, conn) = awc::Client::new()
+        .ws(url)
+        .connect()
+        .await
+        .expect("websocket connect");
+    conn
+}
+
+async fn send(conn: &mut Conn, frame: &str) {
+    conn.send(Message::Text(frame.to_owned().into()))
+        .await
+        .unwrap();
+}
+
+/// Reads text frames until one contains `needle`; returns it.
+async fn expect(conn: &mut Conn, needle: &str) -> String {
+    let wait = async {
+        while let Some(frame) = conn.next().await {
+            if let Ok(Frame::Text(bytes)) = frame {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                if text.contains(needle) {
+                    return text;
+                }
+            }
+        }
+        panic!("websocket closed while waiting for {needle:?}");
+    };
+    tokio::time::timeout(DEADLINE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {needle:?}"))
+}
+
+#[actix_rt::test]
+async fn a_web_player_logs_in_and_uses_input_functions() {
+    let game = Game::start(&[]);
+    let mut ws = connect(&game).await;
+    expect(&mut ws, "create &lt;username&gt; &lt;password&gt;").await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["create Wes {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, "was created").await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["connect Wes {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, r#"["logged_in",[],{}]"#).await;
+    send(&mut ws, r#"["echo", ["ping"], {}]"#).await;
+    expect(&mut ws, "Echo returns: &quot;ping&quot;").await;
+    send(&mut ws, r#"{"not": "an array"}"#).await;
+    let error = expect(&mut ws, "Malformed message").await;
+    assert!(error.contains(r#""type":"error""#), "{error}");
+    // Still connected and logged in after the bad frame.
+    send(&mut ws, r#"["text", ["sessions"], {}]"#).await;
+    expect(&mut ws, "websocket").await;
+}
+
+#[actix_rt::test]
+async fn a_telnet_player_and_a_web_player_hear_each_other() {
+    let game = Game::start(&[]);
+    let mut telnet = game.connect();
+    telnet.create_and_login("Tess", PASSWORD);
+    let mut ws = connect(&game).await;
+    expect(&mut ws, "create &lt;username&gt;").await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["create Wren {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, "was created").await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["connect Wren {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, "Exits:").await;
+    send(&mut ws, r#"["text", ["say hello from the browser"], {}]"#).await;
+    expect(&mut ws, "You say, &quot;hello from the browser&quot;").await;
+    telnet.expect("Wren says, \"hello from the browser\"");
+    telnet.send("say hello from telnet");
+    expect(&mut ws, "Tess says, &quot;hello from telnet&quot;").await;
+}
+
+#[actix_rt::test]
+async fn healthz_reports_the_portal_and_the_server_link() {
+    let game = Game::start(&[]);
+    let url = format!("http://127.0.0.1:{}/healthz", port(&game, "web"));
+    let mut resp = awc::Client::new().get(url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["portal"], "up");
+    assert_eq!(body["server_connected"], true);
+}
