@@ -121,3 +121,49 @@ async fn healthz_reports_the_portal_and_the_server_link() {
     assert_eq!(body["portal"], "up");
     assert_eq!(body["server_connected"], true);
 }
+
+#[actix_rt::test]
+async fn a_reload_leaves_the_web_player_connected_and_logged_in() {
+    let game = Game::start(&[]);
+    let mut ws = connect(&game).await;
+    expect(&mut ws, "create &lt;username&gt;").await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["create Rory {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, "was created").await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["connect Rory {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, "Exits:").await;
+    assert!(game.cli(&["reload"]).status.success());
+    expect(&mut ws, "Server restarted.").await;
+    send(&mut ws, r#"["text", ["look"], {}]"#).await;
+    expect(&mut ws, "Limbo").await;
+    send(&mut ws, r#"["text", ["who"], {}]"#).await;
+    expect(&mut ws, "Rory").await;
+}
+
+#[actix_rt::test]
+async fn an_oversized_frame_costs_only_its_own_connection() {
+    let game = Game::start(&[]);
+    let mut telnet = game.connect();
+    telnet.create_and_login("Ursa", PASSWORD);
+    let mut ws = connect(&game).await;
+    expect(&mut ws, "create &lt;username&gt;").await;
+    let huge = format!(r#"["text", ["{}"], {{}}]"#, "x".repeat(200 * 1024));
+    let _ = ws.send(Message::Text(huge.into())).await;
+    // The tab is told and closed; everybody else carries on.
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(end, ws.next()).await {
+            Ok(Some(Ok(Frame::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the oversized frame did not close the websocket"),
+        }
+    }
+    assert!(telnet.who().contains("Ursa"));
+}
