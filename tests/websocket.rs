@@ -167,3 +167,26 @@ async fn an_oversized_frame_costs_only_its_own_connection() {
     }
     assert!(telnet.who().contains("Ursa"));
 }
+
+#[actix_rt::test]
+async fn the_web_client_page_is_served_with_its_assets() {
+    let game = Game::start(&[("GATEHOUSE__SERVER__NAME", "Test <Game>")]);
+    let base = format!("http://127.0.0.1:{}", port(&game, "web"));
+    let client = awc::Client::new();
+    let mut page = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = String::from_utf8(page.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        html.contains("Test &lt;Game&gt;"),
+        "the name is escaped: {html}"
+    );
+    assert!(
+        html.contains(&format!("websocketPort: {}", port(&game, "websocket"))),
+        "{html}"
+    );
+    for asset in ["/client.js", "/client.css"] {
+        let mut resp = client.get(format!("{base}{asset}")).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{asset}");
+        assert!(!resp.body().await.unwrap().is_empty());
+    }
+}

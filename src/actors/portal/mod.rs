@@ -178,7 +178,12 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
     );
     let players = handler.player_counter();
     let handler = handler.start();
-    let http = web::start(web_listener, websocket_listener, handler.clone())?;
+    let http = web::start(
+        web_listener,
+        websocket_listener,
+        handler.clone(),
+        &settings.server.name,
+    )?;
 
     let mut tasks = Vec::new();
     tasks.push(actix_rt::spawn(link::accept_servers(

@@ -1,5 +1,6 @@
-//! The Portal's HTTP side: the websocket endpoint on `portal.websocket_port`
-//! and `/healthz` on `portal.web_port`, served by actix-web.
+//! The Portal's HTTP side: the websocket endpoint on `portal.websocket_port`,
+//! and on `portal.web_port` the web client page (`/`, its script and style,
+//! built into the binary: no CDN) and `/healthz`, served by actix-web.
 //!
 //! It only routes: websocket sessions are `WebSocketSession` actors that
 //! register with the `PortalSessionHandler` like telnet sessions, and the
@@ -15,6 +16,49 @@ use crate::protocols::websocket;
 
 /// How long a stopping HTTP server waits for its connections.
 const SHUTDOWN_SECS: u64 = 1;
+
+const INDEX_HTML: &str = include_str!("../../protocols/webclient/index.html");
+const CLIENT_JS: &str = include_str!("../../protocols/webclient/client.js");
+const CLIENT_CSS: &str = include_str!("../../protocols/webclient/client.css");
+
+/// What the page needs to know: the game's name and where the websocket is.
+#[derive(Clone)]
+struct PageInfo {
+    index: String,
+}
+
+impl PageInfo {
+    fn new(game_name: &str, websocket_port: u16) -> Self {
+        let escaped = game_name
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;");
+        Self {
+            index: INDEX_HTML
+                .replace("{{GAME_NAME}}", &escaped)
+                .replace("{{WEBSOCKET_PORT}}", &websocket_port.to_string()),
+        }
+    }
+}
+
+async fn index(page: web::Data<PageInfo>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page.index.clone())
+}
+
+async fn client_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(CLIENT_JS)
+}
+
+async fn client_css() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .body(CLIENT_CSS)
+}
 
 async fn healthz(handler: web::Data<Addr<PortalSessionHandler>>) -> HttpResponse {
     match handler.send(GetStatus).await {
@@ -34,7 +78,12 @@ pub fn start(
     web_listener: std::net::TcpListener,
     websocket_listener: std::net::TcpListener,
     handler: Addr<PortalSessionHandler>,
+    game_name: &str,
 ) -> std::io::Result<Vec<ServerHandle>> {
+    let page = web::Data::new(PageInfo::new(
+        game_name,
+        websocket_listener.local_addr()?.port(),
+    ));
     let data = web::Data::new(handler);
     let ws_data = data.clone();
     let websocket_server = HttpServer::new(move || {
@@ -51,6 +100,10 @@ pub fn start(
     let web_server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .app_data(page.clone())
+            .route("/", web::get().to(index))
+            .route("/client.js", web::get().to(client_js))
+            .route("/client.css", web::get().to(client_css))
             .route("/healthz", web::get().to(healthz))
     })
     .workers(1)
