@@ -1,6 +1,7 @@
 //! The Portal's HTTP side: the websocket endpoint on `portal.websocket_port`,
-//! and on `portal.web_port` the web client page (`/`, its script and style,
-//! built into the binary: no CDN) and `/healthz`, served by actix-web.
+//! and on `portal.web_port` the web client page (`/`: one document with its
+//! script and style inlined, built into the binary: no CDN, no second
+//! request) and `/healthz`, served by actix-web.
 //!
 //! It only routes: websocket sessions are `WebSocketSession` actors that
 //! register with the `PortalSessionHandler` like telnet sessions, and the
@@ -36,6 +37,8 @@ impl PageInfo {
             .replace('"', "&quot;");
         Self {
             index: INDEX_HTML
+                .replace("{{CLIENT_CSS}}", CLIENT_CSS)
+                .replace("{{CLIENT_JS}}", CLIENT_JS)
                 .replace("{{GAME_NAME}}", &escaped)
                 .replace("{{WEBSOCKET_PORT}}", &websocket_port.to_string()),
         }
@@ -46,18 +49,6 @@ async fn index(page: web::Data<PageInfo>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(page.index.clone())
-}
-
-async fn client_js() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/javascript; charset=utf-8")
-        .body(CLIENT_JS)
-}
-
-async fn client_css() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/css; charset=utf-8")
-        .body(CLIENT_CSS)
 }
 
 async fn healthz(handler: web::Data<Addr<PortalSessionHandler>>) -> HttpResponse {
@@ -102,8 +93,6 @@ pub fn start(
             .app_data(data.clone())
             .app_data(page.clone())
             .route("/", web::get().to(index))
-            .route("/client.js", web::get().to(client_js))
-            .route("/client.css", web::get().to(client_css))
             .route("/healthz", web::get().to(healthz))
     })
     .workers(1)
