@@ -101,6 +101,8 @@ pub struct PortalSettings {
     pub output_buffer_limit: usize,
     /// Input lines kept per session while the Server is away (reload, crash).
     pub input_queue_limit: usize,
+    /// Seconds a web client may leave pings unanswered before it is closed.
+    pub websocket_timeout: u64,
 }
 
 impl Default for PortalSettings {
@@ -120,6 +122,7 @@ impl Default for PortalSettings {
             max_char_limit: 6000,
             output_buffer_limit: 1_048_576,
             input_queue_limit: 100,
+            websocket_timeout: 30,
         }
     }
 }
@@ -281,6 +284,12 @@ impl Settings {
             return Err(invalid(
                 "portal.output_buffer_limit",
                 "must be at least 1024 bytes".into(),
+            ));
+        }
+        if self.portal.websocket_timeout == 0 {
+            return Err(invalid(
+                "portal.websocket_timeout",
+                "must be at least 1 second".into(),
             ));
         }
         if self.database.pool_size == 0 {

@@ -192,3 +192,18 @@ async fn the_web_client_page_is_served_with_its_assets() {
     assert!(html.contains("#output {"), "the style is in the page");
     assert!(!html.contains("{{"), "every placeholder is filled");
 }
+
+#[actix_rt::test]
+async fn a_tab_that_stops_answering_pings_is_closed() {
+    let game = Game::start(&[("GATEHOUSE__PORTAL__WEBSOCKET_TIMEOUT", "2")]);
+    let mut ws = connect(&game).await;
+    expect(&mut ws, "create &lt;username&gt;").await;
+    common::wait_for("the session to register", DEADLINE, || {
+        game.status().contains("sessions = 1").then_some(())
+    });
+    // From here on the client reads nothing, so it answers no ping: a dead tab.
+    common::wait_for("the dead tab to be closed", DEADLINE, || {
+        game.status().contains("sessions = 0").then_some(())
+    });
+    drop(ws);
+}

@@ -24,11 +24,8 @@ use crate::session::{ProtocolFlags, SessionId};
 
 /// The protocol key of web client sessions.
 pub const PROTOCOL_KEY: &str = "websocket";
-/// How often the browser is pinged.
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
-/// A tab that has not answered for this long is gone (Evennia has no such
-/// check; its users saw sessions linger for weeks).
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pings per timeout period: a tab gets this many chances to answer.
+const PINGS_PER_TIMEOUT: u32 = 3;
 /// The largest frame accepted from a browser.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
@@ -106,15 +103,19 @@ pub struct WebSocketSession {
     address: String,
     handler: Addr<PortalSessionHandler>,
     last_heard: Instant,
+    /// A tab that has not answered for this long is gone (Evennia has no
+    /// such check; its users saw sessions linger for weeks).
+    timeout: Duration,
 }
 
 impl WebSocketSession {
-    pub fn new(address: String, handler: Addr<PortalSessionHandler>) -> Self {
+    pub fn new(address: String, handler: Addr<PortalSessionHandler>, timeout: Duration) -> Self {
         Self {
             sessid: None,
             address,
             handler,
             last_heard: Instant::now(),
+            timeout,
         }
     }
 }
@@ -146,8 +147,8 @@ impl Actor for WebSocketSession {
                     Err(_) => ctx.stop(),
                 }),
         );
-        ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
-            if act.last_heard.elapsed() > CLIENT_TIMEOUT {
+        ctx.run_interval(self.timeout / PINGS_PER_TIMEOUT, |act, ctx| {
+            if act.last_heard.elapsed() > act.timeout {
                 log::info!(
                     "websocket session {:?} from {}: no answer to pings; closing",
                     act.sessid,
@@ -238,13 +239,14 @@ pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
     handler: web::Data<Addr<PortalSessionHandler>>,
+    timeout: web::Data<Duration>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let address = req
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".to_owned());
     ws::WsResponseBuilder::new(
-        WebSocketSession::new(address, handler.get_ref().clone()),
+        WebSocketSession::new(address, handler.get_ref().clone(), *timeout.get_ref()),
         &req,
         stream,
     )

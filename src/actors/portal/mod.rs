@@ -183,6 +183,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         websocket_listener,
         handler.clone(),
         &settings.server.name,
+        std::time::Duration::from_secs(settings.portal.websocket_timeout),
     )?;
 
     let mut tasks = Vec::new();

@@ -70,7 +70,9 @@ pub fn start(
     websocket_listener: std::net::TcpListener,
     handler: Addr<PortalSessionHandler>,
     game_name: &str,
+    websocket_timeout: std::time::Duration,
 ) -> std::io::Result<Vec<ServerHandle>> {
+    let timeout = web::Data::new(websocket_timeout);
     let page = web::Data::new(PageInfo::new(
         game_name,
         websocket_listener.local_addr()?.port(),
@@ -80,6 +82,7 @@ pub fn start(
     let websocket_server = HttpServer::new(move || {
         App::new()
             .app_data(ws_data.clone())
+            .app_data(timeout.clone())
             .route("/", web::get().to(websocket::upgrade))
             .route("/websocket", web::get().to(websocket::upgrade))
     })
