@@ -60,6 +60,12 @@ pub fn start(pool: DbPool, threads: usize) -> Addr<DbExecutor> {
     SyncArbiter::start(threads.max(1), move || DbExecutor { pool: pool.clone() })
 }
 
+/// A database answer with the executor's own failure folded in, so callers
+/// handle one error type.
+pub fn answer<T>(sent: Result<Result<T, DbError>, MailboxError>) -> Result<T, DbError> {
+    sent.map_err(|e| DbError::Unavailable(e.to_string()))?
+}
+
 /// The wall clock as the `BIGINT` unix milliseconds the table stores.
 fn now_db_millis() -> i64 {
     i64::try_from(now_millis()).unwrap_or(i64::MAX)

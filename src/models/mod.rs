@@ -91,6 +91,9 @@ pub enum DbError {
     CharacterNotFound,
     #[error("no such room")]
     RoomNotFound,
+    /// The executor itself did not answer (stopping, or its mailbox closed).
+    #[error("the database executor is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Sets the [`CONNECTION_PRAGMAS`] on each connection the pool opens.

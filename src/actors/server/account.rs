@@ -20,8 +20,8 @@ use super::link::ToPortal;
 use super::rules::{DeleteError, PuppetRules, Release};
 use super::world::{Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, World};
 use crate::actors::db::{
-    ChangePassword, CharacterRecord, CreateCharacter, DeleteCharacter, GetAccount, LoadCharacters,
-    MarkPuppeted,
+    answer, ChangePassword, CharacterRecord, CreateCharacter, DeleteCharacter, GetAccount,
+    LoadCharacters, MarkPuppeted,
 };
 use crate::commands::account::{self as text, AccountCommand, CharacterLine};
 use crate::commands::character::{self as ic_text, CharacterCommand};
@@ -104,6 +104,13 @@ impl Account {
     /// Text to one session only.
     fn say(&self, sessid: SessionId, text: impl Into<String>) {
         self.server.say(sessid, text);
+    }
+
+    /// A database request failed for a reason the player cannot fix: logged
+    /// once, and the player is told to try again (never the internals).
+    fn database_failed(&self, sessid: SessionId, what: &str, e: &DbError) {
+        log::error!("account {}: {what}: {e}", self.id);
+        self.say(sessid, format!("{what} right now. Please try again later."));
     }
 
     /// A message to the account: every one of its sessions.
@@ -499,31 +506,18 @@ impl Account {
                 .db
                 .send(request)
                 .into_actor(self)
-                .map(move |result, act, _| match result {
-                    Ok(Ok(record)) => {
+                .map(move |result, act, _| match answer(result) {
+                    Ok(record) => {
                         act.reply(sessid, text::created_character(&record.name));
                         act.rules.add_owned(record.id);
                         act.characters.insert(record.id, record);
                     }
-                    Ok(Err(
+                    Err(
                         e @ (DbError::NameTaken
                         | DbError::InvalidName(_)
                         | DbError::CharacterLimit(_)),
-                    )) => act.reply(sessid, e.to_string()),
-                    Ok(Err(e)) => {
-                        log::error!("account {}: character creation failed: {e}", act.id);
-                        act.reply(
-                            sessid,
-                            "The character could not be created right now. Please try again later.",
-                        );
-                    }
-                    Err(e) => {
-                        log::error!("account {}: database unreachable: {e}", act.id);
-                        act.reply(
-                            sessid,
-                            "The character could not be created right now. Please try again later.",
-                        );
-                    }
+                    ) => act.reply(sessid, e.to_string()),
+                    Err(e) => act.database_failed(sessid, "The character could not be created", &e),
                 }),
         );
     }
@@ -558,8 +552,8 @@ impl Account {
                 .db
                 .send(request)
                 .into_actor(self)
-                .map(move |result, act, _| match result {
-                    Ok(Ok(true)) => {
+                .map(move |result, act, _| match answer(result) {
+                    Ok(true) => {
                         act.characters.remove(&character);
                         act.rules.remove_owned(character);
                         if act.last_puppet == Some(character) {
@@ -568,21 +562,8 @@ impl Account {
                         act.server.world.do_send(ForgetCharacter { character });
                         act.reply(sessid, text::deleted(&name));
                     }
-                    Ok(Ok(false)) => act.reply(sessid, "You have no such character to delete."),
-                    Ok(Err(e)) => {
-                        log::error!("account {}: character deletion failed: {e}", act.id);
-                        act.reply(
-                            sessid,
-                            "The character could not be deleted right now. Please try again later.",
-                        );
-                    }
-                    Err(e) => {
-                        log::error!("account {}: database unreachable: {e}", act.id);
-                        act.reply(
-                            sessid,
-                            "The character could not be deleted right now. Please try again later.",
-                        );
-                    }
+                    Ok(false) => act.reply(sessid, "You have no such character to delete."),
+                    Err(e) => act.database_failed(sessid, "The character could not be deleted", &e),
                 }),
         );
     }
@@ -605,29 +586,16 @@ impl Account {
                 .db
                 .send(request)
                 .into_actor(self)
-                .map(move |result, act, _| match result {
-                    Ok(Ok(true)) => {
+                .map(move |result, act, _| match answer(result) {
+                    Ok(true) => {
                         log::info!("account {}: password changed", act.id);
                         // Every session hears of it: a change nobody expected
                         // is a warning.
                         act.tell_account(text::PASSWORD_CHANGED);
                     }
-                    Ok(Ok(false)) => act.say(sessid, text::PASSWORD_WRONG),
-                    Ok(Err(DbError::WeakPassword(why))) => act.say(sessid, why),
-                    Ok(Err(e)) => {
-                        log::error!("account {}: password change failed: {e}", act.id);
-                        act.say(
-                            sessid,
-                            "The password could not be changed right now. Please try again later.",
-                        );
-                    }
-                    Err(e) => {
-                        log::error!("account {}: database unreachable: {e}", act.id);
-                        act.say(
-                            sessid,
-                            "The password could not be changed right now. Please try again later.",
-                        );
-                    }
+                    Ok(false) => act.say(sessid, text::PASSWORD_WRONG),
+                    Err(DbError::WeakPassword(why)) => act.say(sessid, why),
+                    Err(e) => act.database_failed(sessid, "The password could not be changed", &e),
                 }),
         );
     }

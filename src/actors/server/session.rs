@@ -16,7 +16,7 @@ use super::handler::{
 };
 use super::link::ToPortal;
 use super::world::Locate;
-use crate::actors::db::{Authenticate, CreateAccount, CreateCharacter};
+use crate::actors::db::{answer, Authenticate, CreateAccount, CreateCharacter};
 use crate::commands::account::DEFAULT_DESCRIPTION;
 use crate::commands::inputfuncs::{self, InputFunc, ValueSource};
 use crate::commands::not_available;
@@ -310,21 +310,17 @@ impl ServerSession {
                     Ok(Some(refusal)) => return Err(refusal.to_owned()),
                     Err(_) => return Err(DB_UNAVAILABLE.to_owned()),
                 }
-                let record = match db.send(Authenticate { name, password }).await {
-                    Ok(Ok(Some(record))) => {
+                let record = match answer(db.send(Authenticate { name, password }).await) {
+                    Ok(Some(record)) => {
                         handler.do_send(ForgiveAttempt {
                             kind: ThrottleKind::Login,
                             address,
                         });
                         record
                     }
-                    Ok(Ok(None)) => return Err(LOGIN_FAILED.to_owned()),
-                    Ok(Err(e)) => {
-                        log::error!("session {sessid}: login failed in the database: {e}");
-                        return Err(DB_UNAVAILABLE.to_owned());
-                    }
+                    Ok(None) => return Err(LOGIN_FAILED.to_owned()),
                     Err(e) => {
-                        log::error!("session {sessid}: database executor unreachable: {e}");
+                        log::error!("session {sessid}: login failed in the database: {e}");
                         return Err(DB_UNAVAILABLE.to_owned());
                     }
                 };
@@ -391,24 +387,19 @@ impl ServerSession {
                     kind: ThrottleKind::Creation,
                     address: address.clone(),
                 };
-                let record = match db.send(request).await {
+                let record = match answer(db.send(request).await) {
                     // The account is committed before the player hears of it.
-                    Ok(Ok(record)) => record,
-                    Ok(Err(DbError::NameTaken)) => {
+                    Ok(record) => record,
+                    Err(DbError::NameTaken) => {
                         return vec!["Sorry, there is already an account with that name.".to_owned()]
                     }
-                    Ok(Err(DbError::InvalidName(why) | DbError::WeakPassword(why))) => {
+                    Err(DbError::InvalidName(why) | DbError::WeakPassword(why)) => {
                         handler.do_send(forgive());
                         return vec![why];
                     }
-                    Ok(Err(e)) => {
-                        handler.do_send(forgive());
-                        log::error!("session {sessid}: account creation failed: {e}");
-                        return vec![CREATE_FAILED.to_owned()];
-                    }
                     Err(e) => {
                         handler.do_send(forgive());
-                        log::error!("session {sessid}: database executor unreachable: {e}");
+                        log::error!("session {sessid}: account creation failed: {e}");
                         return vec![CREATE_FAILED.to_owned()];
                     }
                 };
@@ -425,18 +416,17 @@ impl ServerSession {
                         description: DEFAULT_DESCRIPTION.to_owned(),
                         max_characters: 0,
                     };
-                    match db.send(character).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(DbError::NameTaken)) => lines.push(format!(
+                    match answer(db.send(character).await) {
+                        Ok(_) => {}
+                        Err(DbError::NameTaken) => lines.push(format!(
                             "No character was made for you: a character called '{}' exists already. \
                              Use charcreate <name> once you are logged in.",
                             record.name
                         )),
-                        Ok(Err(e)) => {
+                        Err(e) => {
                             log::error!("session {sessid}: character creation failed: {e}");
                             lines.push("No character was made for you; use charcreate <name> once you are logged in.".to_owned());
                         }
-                        Err(e) => log::error!("session {sessid}: database executor unreachable: {e}"),
                     }
                 }
                 lines
