@@ -103,6 +103,9 @@ pub struct PortalSettings {
     pub input_queue_limit: usize,
     /// Seconds a web client may leave pings unanswered before it is closed.
     pub websocket_timeout: u64,
+    /// Seconds a web session whose connection dropped waits for the page to
+    /// come back with its token.
+    pub websocket_resume_window: u64,
 }
 
 impl Default for PortalSettings {
@@ -123,6 +126,7 @@ impl Default for PortalSettings {
             output_buffer_limit: 1_048_576,
             input_queue_limit: 100,
             websocket_timeout: 30,
+            websocket_resume_window: 60,
         }
     }
 }

@@ -157,7 +157,13 @@ async fn portal_handler_registers_and_unregisters_sessions() {
     let (b, _) = open(&handler).await;
     assert_ne!(a, b);
     assert_eq!(handler.send(GetStatus).await.unwrap().sessions, 2);
-    handler.send(SessionClosed { sessid: a }).await.unwrap();
+    handler
+        .send(SessionClosed {
+            sessid: a,
+            connection: 0,
+        })
+        .await
+        .unwrap();
     let status = handler.send(GetStatus).await.unwrap();
     assert_eq!(status.sessions, 1);
     assert_eq!(status.queued_connections, 1, "b still waits for a Server");

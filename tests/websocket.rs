@@ -195,7 +195,11 @@ async fn the_web_client_page_is_served_with_its_assets() {
 
 #[actix_rt::test]
 async fn a_tab_that_stops_answering_pings_is_closed() {
-    let game = Game::start(&[("GATEHOUSE__PORTAL__WEBSOCKET_TIMEOUT", "2")]);
+    // A dead tab may still be resumed for the resume window; then it goes.
+    let game = Game::start(&[
+        ("GATEHOUSE__PORTAL__WEBSOCKET_TIMEOUT", "2"),
+        ("GATEHOUSE__PORTAL__WEBSOCKET_RESUME_WINDOW", "1"),
+    ]);
     let mut ws = connect(&game).await;
     expect(&mut ws, "create &lt;username&gt;").await;
     common::wait_for("the session to register", DEADLINE, || {
@@ -206,4 +210,42 @@ async fn a_tab_that_stops_answering_pings_is_closed() {
         game.status().contains("sessions = 0").then_some(())
     });
     drop(ws);
+}
+
+/// Reads frames until the server hands out a resume token.
+async fn token(conn: &mut Conn) -> String {
+    let frame = expect(conn, r#"["session_token",[""#).await;
+    let value: serde_json::Value = serde_json::from_str(&frame).unwrap();
+    value[1][0].as_str().unwrap().to_owned()
+}
+
+#[actix_rt::test]
+async fn a_dropped_web_session_is_resumed_with_its_token_and_only_once() {
+    let game = Game::start(&[]);
+    let mut ws = connect(&game).await;
+    let first = token(&mut ws).await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["create Wade {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, "was created").await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["connect Wade {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, "Exits:").await;
+    // The connection drops without a close frame (a lost network).
+    drop(ws);
+    let url = format!("ws://127.0.0.1:{}/?token={first}", port(&game, "websocket"));
+    let (_, mut back) = awc::Client::new().ws(url.clone()).connect().await.unwrap();
+    expect(&mut back, "(Reconnected: you are back in your session.)").await;
+    let second = token(&mut back).await;
+    assert_ne!(second, first, "a token works once");
+    send(&mut back, r#"["text", ["who"], {}]"#).await;
+    expect(&mut back, "Wade").await;
+    // The spent token gives a fresh, logged-out session.
+    let (_, mut other) = awc::Client::new().ws(url).connect().await.unwrap();
+    expect(&mut other, "create &lt;username&gt; &lt;password&gt;").await;
 }

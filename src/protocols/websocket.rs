@@ -16,7 +16,8 @@ use actix_web_actors::ws;
 use serde_json::{json, Map, Value};
 
 use crate::actors::portal::handler::{
-    OpenSession, PortalSessionHandler, SessionClosed, SessionInput, ToSession,
+    IssueToken, OpenSession, PortalSessionHandler, ResumeSession, SessionClosed, SessionDetached,
+    SessionInput, ToSession,
 };
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::text::to_html;
@@ -100,6 +101,13 @@ fn error_frame(text: &str) -> String {
 /// One browser tab.
 pub struct WebSocketSession {
     sessid: Option<SessionId>,
+    /// Which connection of the session this is (a resume makes a new one).
+    connection: u64,
+    /// The token the page came back with, to resume its session.
+    resume: Option<String>,
+    /// The page or the game ended the session; otherwise the connection
+    /// dropped and the session waits for a resume.
+    clean_close: bool,
     address: String,
     handler: Addr<PortalSessionHandler>,
     last_heard: Instant,
@@ -109,14 +117,41 @@ pub struct WebSocketSession {
 }
 
 impl WebSocketSession {
-    pub fn new(address: String, handler: Addr<PortalSessionHandler>, timeout: Duration) -> Self {
+    pub fn new(
+        address: String,
+        handler: Addr<PortalSessionHandler>,
+        timeout: Duration,
+        resume: Option<String>,
+    ) -> Self {
         Self {
             sessid: None,
+            connection: 0,
+            resume,
+            clean_close: false,
             address,
             handler,
             last_heard: Instant::now(),
             timeout,
         }
+    }
+}
+
+impl WebSocketSession {
+    /// Gives the page a fresh resume token (the previous one stops working).
+    fn send_token(&self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(sessid) = self.sessid else {
+            return;
+        };
+        ctx.wait(
+            self.handler
+                .send(IssueToken { sessid })
+                .into_actor(self)
+                .map(|token, _, ctx| {
+                    if let Ok(Some(token)) = token {
+                        ctx.text(json!(["session_token", [token], {}]).to_string());
+                    }
+                }),
+        );
     }
 }
 
@@ -138,14 +173,39 @@ impl Actor for WebSocketSession {
             flags,
             endpoint: ctx.address().recipient(),
         };
+        let handler = self.handler.clone();
+        let resume = self.resume.take().map(|token| ResumeSession {
+            token,
+            endpoint: ctx.address().recipient(),
+        });
+        // Nothing is read or written until the session is known: resumed
+        // with the page's token if it is still valid, new otherwise.
         ctx.wait(
-            self.handler
-                .send(open)
-                .into_actor(self)
-                .map(|result, act, ctx| match result {
-                    Ok(sessid) => act.sessid = Some(sessid),
-                    Err(_) => ctx.stop(),
-                }),
+            async move {
+                if let Some(resume) = resume {
+                    if let Ok(Some((sessid, connection))) = handler.send(resume).await {
+                        return Some((sessid, connection, true));
+                    }
+                }
+                handler
+                    .send(open)
+                    .await
+                    .ok()
+                    .map(|sessid| (sessid, 0, false))
+            }
+            .into_actor(self)
+            .map(|opened, act, ctx| match opened {
+                Some((sessid, connection, resumed)) => {
+                    act.sessid = Some(sessid);
+                    act.connection = connection;
+                    if resumed {
+                        let back = "(Reconnected: you are back in your session.)";
+                        ctx.text(json!(["text", [back], {"type": "system"}]).to_string());
+                    }
+                    act.send_token(ctx);
+                }
+                None => ctx.stop(),
+            }),
         );
         ctx.run_interval(self.timeout / PINGS_PER_TIMEOUT, |act, ctx| {
             if act.last_heard.elapsed() > act.timeout {
@@ -162,8 +222,14 @@ impl Actor for WebSocketSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        if let Some(sessid) = self.sessid {
-            self.handler.do_send(SessionClosed { sessid });
+        let Some(sessid) = self.sessid else {
+            return;
+        };
+        let connection = self.connection;
+        if self.clean_close {
+            self.handler.do_send(SessionClosed { sessid, connection });
+        } else {
+            self.handler.do_send(SessionDetached { sessid, connection });
         }
     }
 }
@@ -192,6 +258,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSocketSession 
                     }
                 }
                 Ok(ClientFrame::Close) => {
+                    self.clean_close = true;
                     ctx.close(None);
                     ctx.stop();
                 }
@@ -203,6 +270,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSocketSession 
             ws::Message::Ping(bytes) => ctx.pong(&bytes),
             ws::Message::Pong(_) | ws::Message::Nop | ws::Message::Continuation(_) => {}
             ws::Message::Close(reason) => {
+                // A page that closes on purpose (1000, or 1001 when the tab
+                // goes away) ends its session; any other code leaves it to
+                // be resumed.
+                self.clean_close = reason
+                    .as_ref()
+                    .is_none_or(|r| matches!(r.code, ws::CloseCode::Normal | ws::CloseCode::Away));
                 ctx.close(reason);
                 ctx.stop();
             }
@@ -222,6 +295,7 @@ impl Handler<ToSession> for WebSocketSession {
             }
             ToSession::Flags(_) => {}
             ToSession::Close { reason } => {
+                self.clean_close = true;
                 if !reason.is_empty() {
                     if let Some(frame) = encode_output(&Output::Text(reason)) {
                         ctx.text(frame);
@@ -232,6 +306,12 @@ impl Handler<ToSession> for WebSocketSession {
             }
         }
     }
+}
+
+/// `?token=...`: the page comes back to its session.
+#[derive(Debug, serde::Deserialize)]
+pub struct ResumeQuery {
+    token: Option<String>,
 }
 
 /// The websocket endpoint: upgrades the request and starts a session.
@@ -245,8 +325,17 @@ pub async fn upgrade(
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|| "unknown".to_owned());
+    let resume = web::Query::<ResumeQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.into_inner().token)
+        .filter(|t| !t.is_empty() && t.len() <= 128);
     ws::WsResponseBuilder::new(
-        WebSocketSession::new(address, handler.get_ref().clone(), *timeout.get_ref()),
+        WebSocketSession::new(
+            address,
+            handler.get_ref().clone(),
+            *timeout.get_ref(),
+            resume,
+        ),
         &req,
         stream,
     )

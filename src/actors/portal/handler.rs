@@ -86,6 +86,37 @@ pub struct SessionFlagsChanged {
 #[rtype(result = "()")]
 pub struct SessionClosed {
     pub sessid: SessionId,
+    /// Which connection of the session closed (0 for the first); a
+    /// resumed web session has a newer one, and the old one's close is
+    /// ignored.
+    pub connection: u64,
+}
+
+/// A web session's connection dropped without a proper close: the session
+/// is kept for `portal.websocket_resume_window` seconds, so the page can
+/// come back to it with its token.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SessionDetached {
+    pub sessid: SessionId,
+    pub connection: u64,
+}
+
+/// Issue a new resume token for a session (the old one stops working).
+#[derive(Message, Debug)]
+#[rtype(result = "Option<String>")]
+pub struct IssueToken {
+    pub sessid: SessionId,
+}
+
+/// A reconnecting web page asks for its detached session back. Answers the
+/// session and the number of this connection, or `None` (unknown, already
+/// used or expired token: the page gets a fresh session).
+#[derive(Message)]
+#[rtype(result = "Option<(SessionId, u64)>")]
+pub struct ResumeSession {
+    pub token: String,
+    pub endpoint: Recipient<ToSession>,
 }
 
 /// A Server completed the handshake on `link`.
@@ -156,6 +187,12 @@ struct PortalSession {
     pending: VecDeque<Input>,
     /// Told once per outage that the queue is full.
     warned_queue_full: bool,
+    /// The web page's resume token.
+    token: Option<String>,
+    /// Which connection is the current one (a resume makes a new one).
+    connection: u64,
+    /// Since when the connection is gone and the session waits for a resume.
+    detached: Option<Instant>,
 }
 
 impl PortalSession {
@@ -498,7 +535,10 @@ impl Actor for PortalSessionHandler {
         // bursts from back-pressuring every session at once.
         ctx.set_mailbox_capacity(crate::actors::HUB_MAILBOX_CAPACITY);
         self.write_status_file();
-        ctx.run_interval(STATUS_INTERVAL, |act, _| act.write_status_file());
+        ctx.run_interval(STATUS_INTERVAL, |act, _| {
+            act.write_status_file();
+            act.expire_detached();
+        });
     }
 }
 
@@ -526,6 +566,9 @@ impl Handler<OpenSession> for PortalSessionHandler {
                 rate: CommandRate::new(Instant::now()),
                 pending: VecDeque::new(),
                 warned_queue_full: false,
+                token: None,
+                connection: 0,
+                detached: None,
             },
         );
         self.connect_queue.push_back(sessid);
@@ -569,10 +612,101 @@ impl Handler<SessionFlagsChanged> for PortalSessionHandler {
     }
 }
 
+impl PortalSessionHandler {
+    /// Closes web sessions whose connection has been gone longer than the
+    /// resume window.
+    fn expire_detached(&mut self) {
+        let window = Duration::from_secs(self.settings.portal.websocket_resume_window);
+        let expired: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.detached.is_some_and(|t| t.elapsed() >= window))
+            .map(|(id, _)| *id)
+            .collect();
+        for sessid in expired {
+            if let Some(session) = self.forget(sessid) {
+                log::info!("session {sessid}: not resumed in time; closed");
+                if session.released {
+                    self.send_to_server(PortalToServer::SessionDisconnected { sessid });
+                }
+            }
+        }
+    }
+}
+
+impl Handler<SessionDetached> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionDetached, _: &mut Context<Self>) {
+        if let Some(s) = self.sessions.get_mut(&msg.sessid) {
+            if s.connection == msg.connection {
+                log::info!("session {} detached; kept for a resume", msg.sessid);
+                s.detached = Some(Instant::now());
+            }
+        }
+    }
+}
+
+impl Handler<IssueToken> for PortalSessionHandler {
+    type Result = Option<String>;
+
+    fn handle(&mut self, msg: IssueToken, _: &mut Context<Self>) -> Self::Result {
+        let session = self.sessions.get_mut(&msg.sessid)?;
+        let token = new_token();
+        session.token = Some(token.clone());
+        Some(token)
+    }
+}
+
+impl Handler<ResumeSession> for PortalSessionHandler {
+    type Result = Option<(SessionId, u64)>;
+
+    fn handle(&mut self, msg: ResumeSession, _: &mut Context<Self>) -> Self::Result {
+        let (sessid, session) = self.sessions.iter_mut().find(|(_, s)| {
+            s.detached.is_some()
+                && s.token
+                    .as_deref()
+                    .is_some_and(|t| same_token(t, &msg.token))
+        })?;
+        // A token works once; the page gets a new one.
+        session.token = None;
+        session.detached = None;
+        session.connection += 1;
+        session.endpoint = msg.endpoint;
+        log::info!("session {sessid} resumed by a new connection");
+        Some((*sessid, session.connection))
+    }
+}
+
+/// A resume token: 32 random bytes as hex.
+fn new_token() -> String {
+    use rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares tokens without an early exit, so timing says nothing about
+/// how much of a guess was right.
+fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 impl Handler<SessionClosed> for PortalSessionHandler {
     type Result = ();
 
     fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
+        if self
+            .sessions
+            .get(&msg.sessid)
+            .is_some_and(|s| s.connection != msg.connection)
+        {
+            return;
+        }
         let Some(session) = self.forget(msg.sessid) else {
             return;
         };
@@ -717,6 +851,8 @@ impl Handler<CloseAllSessions> for PortalSessionHandler {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.close_waiters.push(tx);
         self.send_to_server(PortalToServer::AllDisconnected);
+        // Detached web sessions have no connection left to close.
+        self.sessions.retain(|_, s| s.detached.is_none());
         for s in self.sessions.values() {
             s.endpoint.do_send(ToSession::Close {
                 reason: msg.reason.clone(),

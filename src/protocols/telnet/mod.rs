@@ -419,7 +419,10 @@ impl Actor for TelnetSession {
             actix_rt::spawn(finish_writer(writer));
         }
         if let Some(sessid) = self.sessid {
-            self.handler.do_send(SessionClosed { sessid });
+            self.handler.do_send(SessionClosed {
+                sessid,
+                connection: 0,
+            });
         }
     }
 }

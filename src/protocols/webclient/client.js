@@ -62,7 +62,10 @@
   function connect() {
     setStatus("connecting…", "connecting");
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.hostname + ":" + window.GATEHOUSE.websocketPort + "/");
+    // A token from this tab's last connection brings its session back.
+    var token = sessionStorage.getItem("gatehouse.token");
+    var query = token ? "?token=" + encodeURIComponent(token) : "";
+    socket = new WebSocket(scheme + location.hostname + ":" + window.GATEHOUSE.websocketPort + "/" + query);
     socket.onopen = function () { retry = 1000; setStatus("connected", "connected"); };
     socket.onmessage = function (event) {
       var msg;
@@ -70,6 +73,8 @@
       var cmd = msg[0], args = msg[1] || [], kwargs = msg[2] || {};
       if (cmd === "text" || cmd === "prompt") {
         show(args.join(""), kwargs.type === "error" ? "error" : "");
+      } else if (cmd === "session_token") {
+        sessionStorage.setItem("gatehouse.token", args[0]);
       } else if (cmd === "logged_in") {
         document.title = document.getElementById("title").textContent + " (logged in)";
       }
@@ -106,6 +111,9 @@
   });
 
   setInterval(function () { send("text", ["idle"], {}); }, IDLE_MS);
-  window.addEventListener("beforeunload", function () { send("websocket_close", [], {}); });
+  window.addEventListener("beforeunload", function () {
+    sessionStorage.removeItem("gatehouse.token");
+    send("websocket_close", [], {});
+  });
   connect();
 })();
