@@ -505,3 +505,106 @@ async fn a_disconnect_made_while_the_link_was_down_is_not_undone_by_the_resync()
         .await;
     assert_eq!(reason, "Idle timeout exceeded, disconnecting.");
 }
+
+/// A `WebSocketSession` behind actix-web's test server, registered with a
+/// real `PortalSessionHandler` (no game Server behind it).
+mod websocket_actor {
+    use super::*;
+    use actix_web::{web, App};
+    use awc::ws::{Frame, Message};
+    use futures_util::{SinkExt, StreamExt};
+    use gatehouse::protocols::websocket;
+
+    type Conn = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
+
+    fn server(
+        timeout: Duration,
+        resume_window: u64,
+    ) -> (actix_test::TestServer, Addr<PortalSessionHandler>) {
+        let mut settings = Settings::default();
+        settings.portal.websocket_resume_window = resume_window;
+        let handler = portal_handler(settings);
+        let data = web::Data::new(handler.clone());
+        let timeout = web::Data::new(timeout);
+        let srv = actix_test::start(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(timeout.clone())
+                .route("/", web::get().to(websocket::upgrade))
+        });
+        (srv, handler)
+    }
+
+    async fn open(srv: &actix_test::TestServer) -> Conn {
+        let (_, conn) = awc::Client::new().ws(srv.url("/")).connect().await.unwrap();
+        conn
+    }
+
+    /// The first text frame that contains `needle`.
+    async fn until(conn: &mut Conn, needle: &str) -> String {
+        loop {
+            match tokio::time::timeout(DEADLINE, conn.next())
+                .await
+                .expect("a frame")
+            {
+                Some(Ok(Frame::Text(t))) => {
+                    let text = String::from_utf8_lossy(&t).into_owned();
+                    if text.contains(needle) {
+                        return text;
+                    }
+                }
+                Some(Ok(_)) => continue,
+                other => panic!("connection ended waiting for {needle}: {other:?}"),
+            }
+        }
+    }
+
+    async fn sessions_become(handler: &Addr<PortalSessionHandler>, n: usize) {
+        let wait = async {
+            while handler.send(GetStatus).await.unwrap().sessions != n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .expect("session count");
+    }
+
+    #[actix::test]
+    async fn registers_answers_malformed_frames_and_unregisters() {
+        let (srv, handler) = server(Duration::from_secs(30), 60);
+        let mut conn = open(&srv).await;
+        // The session registers like any other and gets a resume token.
+        until(&mut conn, "session_token").await;
+        sessions_become(&handler, 1).await;
+        conn.send(Message::Text("[1, 2]".into())).await.unwrap();
+        let error = until(&mut conn, "Malformed message").await;
+        assert!(error.contains("\"error\""), "{error}");
+        // A proper close ends the session at once.
+        conn.send(Message::Close(None)).await.unwrap();
+        sessions_become(&handler, 0).await;
+    }
+
+    #[actix::test]
+    async fn an_oversized_frame_closes_only_that_connection() {
+        let (srv, _handler) = server(Duration::from_secs(30), 60);
+        let mut conn = open(&srv).await;
+        until(&mut conn, "session_token").await;
+        let huge = format!(r#"["text", ["{}"], {{}}]"#, "x".repeat(100 * 1024));
+        let _ = conn.send(Message::Text(huge.into())).await;
+        until(&mut conn, "could not be read").await;
+        let mut other = open(&srv).await;
+        until(&mut other, "session_token").await;
+    }
+
+    #[actix::test]
+    async fn a_client_that_never_answers_pings_is_dropped() {
+        let (srv, handler) = server(Duration::from_secs(1), 1);
+        let conn = open(&srv).await;
+        sessions_become(&handler, 1).await;
+        // Never read: no pong goes back, so the session times out, waits the
+        // (short) resume window, and is gone.
+        sessions_become(&handler, 0).await;
+        drop(conn);
+    }
+}
