@@ -4,12 +4,16 @@
 //! Code map:
 //! - [`settings`]: typed settings from `settings.toml` and `GATEHOUSE__*` env.
 //! - [`session`]: session ids and the synced session record both processes share.
-//! - [`protocols`]: the link wire format and telnet (sans-IO parser + session actor).
-//! - [`actors::portal`]: the Portal process: session handler, link listener, Server supervisor.
-//! - [`actors::server`]: the Server process: session handler, sessions, accounts, link client.
+//! - [`protocols`]: the link wire format; telnet (sans-IO parser, MUD option suite,
+//!   session actor) and telnet over TLS; the websocket session and the web client page;
+//!   colour markup.
+//! - [`actors::portal`]: the Portal process: session handler, link listener, Server
+//!   supervisor, HTTP servers.
+//! - [`actors::server`]: the Server process: session handler, sessions, accounts and their
+//!   puppet rules, the world, throttles, link client.
 //! - [`actors::db`]: the SyncArbiter that runs every diesel query and password hash.
 //! - [`models`]: diesel schema, models and queries.
-//! - [`commands`]: command parsing and the texts players read.
+//! - [`commands`]: command parsing, out-of-band input functions, and the texts players read.
 //! - [`control`]: the game dir's `run/` files the CLI uses to steer a running game.
 //!
 //! See ARCHITECTURE.md for the invariants and boundaries.
