@@ -237,85 +237,58 @@ impl Client {
         }
     }
 
-    /// Waits until `needle` arrives; returns everything up to and including
-    /// it and keeps the rest for the next call.
-    pub fn expect(&mut self, needle: &str) -> String {
+    /// Reads until `cut` finds where the wanted text ends; consumes and
+    /// returns everything up to there. The one wait behind every `expect*`.
+    fn wait_for_text(&mut self, what: &str, cut: impl Fn(&str) -> Option<usize>) -> String {
         let end = Instant::now() + DEADLINE;
         loop {
-            if let Some(i) = self.buffer.find(needle) {
-                let cut = i + needle.len();
-                let head = self.buffer[..cut].to_owned();
-                self.buffer = self.buffer[cut..].to_owned();
+            if let Some(at) = cut(&self.buffer) {
+                let head = self.buffer[..at].to_owned();
+                self.buffer = self.buffer[at..].to_owned();
                 return head;
             }
             let open = self.pump();
             assert!(
-                open || self.buffer.contains(needle),
-                "connection closed while waiting for {needle:?}; got {:?}",
+                open || cut(&self.buffer).is_some(),
+                "connection closed waiting for {what}; got {:?}",
                 self.buffer
             );
             assert!(
                 Instant::now() < end,
-                "timed out waiting for {needle:?}; got {:?}",
+                "timed out waiting for {what}; got {:?}",
                 self.buffer
             );
         }
     }
 
+    /// Waits until `needle` arrives; returns everything up to and including
+    /// it and keeps the rest for the next call.
+    pub fn expect(&mut self, needle: &str) -> String {
+        self.wait_for_text(&format!("{needle:?}"), |b| {
+            b.find(needle).map(|i| i + needle.len())
+        })
+    }
+
     /// Waits until one of `needles` arrives; returns the text up to it.
     pub fn expect_any(&mut self, needles: &[&str]) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let first = needles
+        self.wait_for_text(&format!("any of {needles:?}"), |b| {
+            needles
                 .iter()
-                .filter_map(|n| self.buffer.find(n).map(|i| i + n.len()))
-                .min();
-            if let Some(cut) = first {
-                let head = self.buffer[..cut].to_owned();
-                self.buffer = self.buffer[cut..].to_owned();
-                return head;
-            }
-            let open = self.pump();
-            assert!(
-                open,
-                "connection closed waiting for {needles:?}; got {:?}",
-                self.buffer
-            );
-            assert!(
-                Instant::now() < end,
-                "timed out waiting for {needles:?}; got {:?}",
-                self.buffer
-            );
-        }
+                .filter_map(|n| b.find(n).map(|i| i + n.len()))
+                .min()
+        })
     }
 
     /// Waits until every one of `needles` has arrived, in any order; consumes
     /// the text up to the last of them.
     pub fn expect_all(&mut self, needles: &[&str]) -> String {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            let found: Option<Vec<usize>> = needles
+        self.wait_for_text(&format!("all of {needles:?}"), |b| {
+            needles
                 .iter()
-                .map(|n| self.buffer.find(n).map(|i| i + n.len()))
-                .collect();
-            if let Some(ends) = found {
-                let cut = ends.into_iter().max().unwrap_or(0);
-                let head = self.buffer[..cut].to_owned();
-                self.buffer = self.buffer[cut..].to_owned();
-                return head;
-            }
-            let open = self.pump();
-            assert!(
-                open,
-                "connection closed waiting for {needles:?}; got {:?}",
-                self.buffer
-            );
-            assert!(
-                Instant::now() < end,
-                "timed out waiting for {needles:?}; got {:?}",
-                self.buffer
-            );
-        }
+                .map(|n| b.find(n).map(|i| i + n.len()))
+                .collect::<Option<Vec<usize>>>()
+                .and_then(|ends| ends.into_iter().max())
+        })
     }
 
     /// Waits until the server closes the connection; returns what came first.
