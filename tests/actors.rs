@@ -332,48 +332,8 @@ fn record(id: u64) -> SessionSyncData {
 
 #[actix::test]
 async fn mode_0_login_kicks_the_older_session() {
-    let dir = tempfile::tempdir().unwrap();
-    let game = GameDir::new(dir.path());
-    let mut settings = Settings::default();
-    let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    settings.portal.link_addr = portal.local_addr().unwrap().to_string();
-    settings.database.pool_size = 2;
-    let pool = server::open_database(&game, &settings).unwrap();
-    Account::create(&mut pool.get().unwrap(), "Bob", "password-1", false, 8, 0).unwrap();
-    let db = db::start(pool, 2);
-    let (stop, _stop_rx) = mpsc::unbounded_channel();
-    let link = PortalLink::new(portal.local_addr().unwrap(), SECRET.to_owned()).start();
-    let world = World::new(link.clone(), db.clone()).start();
-    let handler =
-        ServerSessionHandler::new(Arc::new(settings), link.clone(), db, world, stop).start();
-    link.do_send(SetHandler(handler));
-
-    let (stream, _) = tokio::time::timeout(DEADLINE, portal.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut server: Peer<ServerToPortal> = Peer::new(stream);
-    let challenge = new_nonce();
-    server
-        .send(&PortalToServer::Challenge {
-            nonce: challenge.clone(),
-        })
-        .await;
-    let ServerToPortal::Hello { proof, nonce, .. } = server.recv().await else {
-        panic!("the Server must answer the challenge with Hello");
-    };
-    gatehouse::protocols::link::verify_proof(SECRET, LinkRole::Server, &challenge, &proof)
-        .expect("the Server's proof");
-    server
-        .send(&PortalToServer::Welcome {
-            version: LINK_PROTOCOL_VERSION,
-            proof: link_proof(SECRET, LinkRole::Portal, &nonce),
-            portal_epoch: 7,
-            portal_started: 0,
-            restart_mode: RestartMode::ColdStart,
-            sessions: vec![],
-        })
-        .await;
+    let (_dir, portal) = start_server(Settings::default(), &["Bob"]).await;
+    let mut server = accept_server(&portal, vec![]).await;
     for id in [1, 2] {
         server
             .send(&PortalToServer::SessionConnected {
@@ -431,6 +391,31 @@ async fn mode_0_login_kicks_the_older_session() {
     );
 }
 
+/// Starts the Server's actors (database in a temp dir, with `accounts`
+/// created) pointed at a fake Portal's listener, which is answered.
+async fn start_server(
+    mut settings: Settings,
+    accounts: &[&str],
+) -> (tempfile::TempDir, TcpListener) {
+    let dir = tempfile::tempdir().unwrap();
+    let game = GameDir::new(dir.path());
+    let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    settings.portal.link_addr = portal.local_addr().unwrap().to_string();
+    settings.database.pool_size = 2;
+    let pool = server::open_database(&game, &settings).unwrap();
+    for name in accounts {
+        Account::create(&mut pool.get().unwrap(), name, "password-1", false, 8, 0).unwrap();
+    }
+    let db = db::start(pool, 2);
+    let (stop, _stop_rx) = mpsc::unbounded_channel();
+    let link = PortalLink::new(portal.local_addr().unwrap(), SECRET.to_owned()).start();
+    let world = World::new(link.clone(), db.clone()).start();
+    let handler =
+        ServerSessionHandler::new(Arc::new(settings), link.clone(), db, world, stop).start();
+    link.do_send(SetHandler(handler));
+    (dir, portal)
+}
+
 /// A fake Portal that a real Server connects to; answers the handshake.
 async fn accept_server(
     portal: &TcpListener,
@@ -447,9 +432,11 @@ async fn accept_server(
             nonce: challenge.clone(),
         })
         .await;
-    let ServerToPortal::Hello { nonce, .. } = server.recv().await else {
+    let ServerToPortal::Hello { proof, nonce, .. } = server.recv().await else {
         panic!("the Server must answer the challenge with Hello");
     };
+    gatehouse::protocols::link::verify_proof(SECRET, LinkRole::Server, &challenge, &proof)
+        .expect("the Server's proof");
     server
         .send(&PortalToServer::Welcome {
             version: LINK_PROTOCOL_VERSION,
@@ -465,20 +452,9 @@ async fn accept_server(
 
 #[actix::test]
 async fn a_disconnect_made_while_the_link_was_down_is_not_undone_by_the_resync() {
-    let dir = tempfile::tempdir().unwrap();
-    let game = GameDir::new(dir.path());
     let mut settings = Settings::default();
-    let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    settings.portal.link_addr = portal.local_addr().unwrap().to_string();
     settings.server.idle_timeout = 1;
-    let pool = server::open_database(&game, &settings).unwrap();
-    let db = db::start(pool, 1);
-    let (stop, _stop_rx) = mpsc::unbounded_channel();
-    let link = PortalLink::new(portal.local_addr().unwrap(), SECRET.to_owned()).start();
-    let world = World::new(link.clone(), db.clone()).start();
-    let handler =
-        ServerSessionHandler::new(Arc::new(settings), link.clone(), db, world, stop).start();
-    link.do_send(SetHandler(handler));
+    let (_dir, portal) = start_server(settings, &[]).await;
 
     let mut server = accept_server(&portal, vec![]).await;
     server
