@@ -74,6 +74,7 @@ pub const PASSWORD_CHANGED: &str = "Password changed.";
 pub const PASSWORD_WRONG: &str = "The specified old password isn't correct.";
 pub const PUPPETED_CANNOT_DELETE: &str = "You cannot delete a character that is being played.";
 pub const DELETE_ABORTED: &str = "Deletion was aborted.";
+pub const NO_SUCH_CHARACTER: &str = "You have no such character to delete.";
 pub const DEFAULT_DESCRIPTION: &str = "This is a character.";
 
 pub fn parse(line: &str, idle_command: &str) -> Option<AccountCommand> {

@@ -20,8 +20,8 @@ use super::link::ToPortal;
 use super::rules::{DeleteError, PuppetRules, Release};
 use super::world::{Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, World};
 use crate::actors::db::{
-    answer, ChangePassword, CharacterRecord, CreateCharacter, DeleteCharacter, GetAccount,
-    LoadCharacters, MarkPuppeted,
+    answer, ChangePassword, CharacterRecord, CreateCharacter, DbExecutor, DeleteCharacter,
+    GetAccount, LoadCharacters, MarkPuppeted,
 };
 use crate::commands::account::{self as text, AccountCommand, CharacterLine};
 use crate::commands::character::{self as ic_text, CharacterCommand};
@@ -104,6 +104,27 @@ impl Account {
     /// Text to one session only.
     fn say(&self, sessid: SessionId, text: impl Into<String>) {
         self.server.say(sessid, text);
+    }
+
+    /// Sends `request` to the database and runs `then` with its answer; the
+    /// account's next command waits for it.
+    fn ask_db<M, T>(
+        &self,
+        request: M,
+        ctx: &mut Context<Self>,
+        then: impl FnOnce(&mut Self, Result<T, DbError>) + 'static,
+    ) where
+        M: Message<Result = Result<T, DbError>> + Send + 'static,
+        T: Send + 'static,
+        DbExecutor: Handler<M>,
+    {
+        ctx.wait(
+            self.server
+                .db
+                .send(request)
+                .into_actor(self)
+                .map(move |result, act, _| then(act, answer(result))),
+        );
     }
 
     /// A database request failed for a reason the player cannot fix: logged
@@ -367,12 +388,10 @@ impl Account {
                 .character_named(&name)
                 .map(|c| (c.id, c.name.clone()))
             {
-                None => self.reply(sessid, "You have no such character to delete."),
+                None => self.reply(sessid, text::NO_SUCH_CHARACTER),
                 Some((id, name)) => match self.rules.check_delete(id) {
                     Err(DeleteError::Puppeted) => self.reply(sessid, text::PUPPETED_CANNOT_DELETE),
-                    Err(DeleteError::NotOwned) => {
-                        self.reply(sessid, "You have no such character to delete.")
-                    }
+                    Err(DeleteError::NotOwned) => self.reply(sessid, text::NO_SUCH_CHARACTER),
                     Ok(()) => {
                         self.pending_delete.insert(sessid, id);
                         self.say(sessid, text::delete_question(&name));
@@ -501,25 +520,17 @@ impl Account {
             description,
             max_characters: self.rules.character_limit(),
         };
-        ctx.wait(
-            self.server
-                .db
-                .send(request)
-                .into_actor(self)
-                .map(move |result, act, _| match answer(result) {
-                    Ok(record) => {
-                        act.reply(sessid, text::created_character(&record.name));
-                        act.rules.add_owned(record.id);
-                        act.characters.insert(record.id, record);
-                    }
-                    Err(
-                        e @ (DbError::NameTaken
-                        | DbError::InvalidName(_)
-                        | DbError::CharacterLimit(_)),
-                    ) => act.reply(sessid, e.to_string()),
-                    Err(e) => act.database_failed(sessid, "The character could not be created", &e),
-                }),
-        );
+        self.ask_db(request, ctx, move |act, result| match result {
+            Ok(record) => {
+                act.reply(sessid, text::created_character(&record.name));
+                act.rules.add_owned(record.id);
+                act.characters.insert(record.id, record);
+            }
+            Err(
+                e @ (DbError::NameTaken | DbError::InvalidName(_) | DbError::CharacterLimit(_)),
+            ) => act.reply(sessid, e.to_string()),
+            Err(e) => act.database_failed(sessid, "The character could not be created", &e),
+        });
     }
 
     fn confirm_delete(
@@ -547,25 +558,19 @@ impl Account {
             account: self.id,
             character,
         };
-        ctx.wait(
-            self.server
-                .db
-                .send(request)
-                .into_actor(self)
-                .map(move |result, act, _| match answer(result) {
-                    Ok(true) => {
-                        act.characters.remove(&character);
-                        act.rules.remove_owned(character);
-                        if act.last_puppet == Some(character) {
-                            act.last_puppet = None;
-                        }
-                        act.server.world.do_send(ForgetCharacter { character });
-                        act.reply(sessid, text::deleted(&name));
-                    }
-                    Ok(false) => act.reply(sessid, "You have no such character to delete."),
-                    Err(e) => act.database_failed(sessid, "The character could not be deleted", &e),
-                }),
-        );
+        self.ask_db(request, ctx, move |act, result| match result {
+            Ok(true) => {
+                act.characters.remove(&character);
+                act.rules.remove_owned(character);
+                if act.last_puppet == Some(character) {
+                    act.last_puppet = None;
+                }
+                act.server.world.do_send(ForgetCharacter { character });
+                act.reply(sessid, text::deleted(&name));
+            }
+            Ok(false) => act.reply(sessid, text::NO_SUCH_CHARACTER),
+            Err(e) => act.database_failed(sessid, "The character could not be deleted", &e),
+        });
     }
 
     fn change_password(
@@ -581,23 +586,17 @@ impl Account {
             new_password: new,
             min_password_length: self.server.settings.server.password_min_length,
         };
-        ctx.wait(
-            self.server
-                .db
-                .send(request)
-                .into_actor(self)
-                .map(move |result, act, _| match answer(result) {
-                    Ok(true) => {
-                        log::info!("account {}: password changed", act.id);
-                        // Every session hears of it: a change nobody expected
-                        // is a warning.
-                        act.tell_account(text::PASSWORD_CHANGED);
-                    }
-                    Ok(false) => act.say(sessid, text::PASSWORD_WRONG),
-                    Err(DbError::WeakPassword(why)) => act.say(sessid, why),
-                    Err(e) => act.database_failed(sessid, "The password could not be changed", &e),
-                }),
-        );
+        self.ask_db(request, ctx, move |act, result| match result {
+            Ok(true) => {
+                log::info!("account {}: password changed", act.id);
+                // Every session hears of it: a change nobody expected
+                // is a warning.
+                act.tell_account(text::PASSWORD_CHANGED);
+            }
+            Ok(false) => act.say(sessid, text::PASSWORD_WRONG),
+            Err(DbError::WeakPassword(why)) => act.say(sessid, why),
+            Err(e) => act.database_failed(sessid, "The password could not be changed", &e),
+        });
     }
 
     fn option(
