@@ -14,11 +14,14 @@
 //! - [`actors::db`]: the SyncArbiter that runs every diesel query and password hash.
 //! - [`models`]: diesel schema, models and queries.
 //! - [`commands`]: command parsing, out-of-band input functions, and the texts players read.
+//! - [`bench`]: `gatehouse bench`, the load tester (simulated telnet players, latency
+//!   statistics, process sampling, the echo baseline).
 //! - [`control`]: the game dir's `run/` files the CLI uses to steer a running game.
 //!
 //! See ARCHITECTURE.md for the invariants and boundaries.
 
 pub mod actors;
+pub mod bench;
 pub mod commands;
 pub mod control;
 pub mod models;

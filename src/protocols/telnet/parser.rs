@@ -416,6 +416,12 @@ impl TelnetParser {
         self.entry(option).remote.state == QState::Yes
     }
 
+    /// True while part of a line has arrived without its line end (a reader
+    /// on the client side uses it to tell a finished reply from a split one).
+    pub fn has_partial_line(&self) -> bool {
+        !self.line.is_empty() || self.discarding_line
+    }
+
     /// Consumes client bytes and appends the resulting events in input order.
     pub fn feed(&mut self, input: &[u8], events: &mut Vec<TelnetEvent>) {
         let mut rest = input;

@@ -1,0 +1,248 @@
+//! What `gatehouse bench` tells its user: the report (as text for people,
+//! as JSON for machines) and the progress line while it runs.
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::stats::LatencySummary;
+use super::target::ProcessUsage;
+use super::Counters;
+
+/// Everything one `gatehouse bench` measured.
+#[derive(Debug, Default, Serialize)]
+pub struct BenchReport {
+    pub run: Option<RunReport>,
+    pub echo_baseline: Option<RunReport>,
+}
+
+impl BenchReport {
+    /// The run's action rate as a share of the echo baseline's.
+    pub fn echo_ratio(&self) -> Option<f64> {
+        let run = self.run.as_ref()?;
+        let echo = self.echo_baseline.as_ref()?;
+        (echo.actions_per_sec > 0.0).then(|| run.actions_per_sec / echo.actions_per_sec)
+    }
+
+    /// Problems a user must not miss (the smoke test asserts there are none).
+    pub fn errors(&self) -> u64 {
+        [&self.run, &self.echo_baseline]
+            .into_iter()
+            .flatten()
+            .map(RunReport::errors)
+            .sum()
+    }
+
+    pub fn to_json(&self) -> String {
+        #[derive(Serialize)]
+        struct WithRatio<'a> {
+            #[serde(flatten)]
+            report: &'a BenchReport,
+            echo_ratio: Option<f64>,
+            errors: u64,
+        }
+        serde_json::to_string_pretty(&WithRatio {
+            report: self,
+            echo_ratio: self.echo_ratio(),
+            errors: self.errors(),
+        })
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// One workload against one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub target: String,
+    pub mode: String,
+    pub clients: usize,
+    /// Length of the measured window.
+    pub duration_secs: f64,
+    /// Connections open at the end of the window.
+    pub connections_held: u64,
+    pub logged_in: u64,
+    pub connect_failures: u64,
+    pub login_failures: u64,
+    /// Actions sent in the window and answered.
+    pub actions: u64,
+    pub actions_per_sec: f64,
+    /// Round trip of each action, send to the end of its reply.
+    pub latency: LatencySummary,
+    /// Connect to logged in (including account creation when it was done).
+    pub login_latency: LatencySummary,
+    pub lost_replies: u64,
+    pub disconnects: u64,
+    pub processes: Vec<ProcessUsage>,
+    /// Growth of the watched processes' memory per logged-in player.
+    pub rss_per_session_kib: Option<f64>,
+    pub reload: Option<ReloadReport>,
+    pub storm: Option<StormReport>,
+}
+
+impl RunReport {
+    pub fn errors(&self) -> u64 {
+        self.connect_failures
+            + self.login_failures
+            + self.lost_replies
+            + self.disconnects
+            + self.storm.as_ref().map_or(0, |s| s.failed)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    /// Seconds into the window the Server was told to reload.
+    pub at_secs: f64,
+    /// Longest time without any reply to any player after the signal.
+    pub longest_reply_gap_ms: f64,
+    /// Actions sent in the 5 s after the signal.
+    pub during_reload: LatencySummary,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StormReport {
+    pub logins: usize,
+    pub at_secs: f64,
+    pub over_secs: f64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Connect to logged in, for the storm's players.
+    pub login_latency: LatencySummary,
+    /// The measured players' actions sent while the storm was logging in.
+    pub others_latency: LatencySummary,
+}
+
+fn latency_line(f: &mut fmt::Formatter<'_>, label: &str, l: &LatencySummary) -> fmt::Result {
+    writeln!(
+        f,
+        "  {label:<22} p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms  ({} samples)",
+        l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms, l.count
+    )
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} ({}, {} players, {:.1} s measured)",
+            self.target, self.mode, self.clients, self.duration_secs
+        )?;
+        writeln!(
+            f,
+            "  connections held {}  logged in {}  disconnects {}  lost replies {}  connect failures {}  login failures {}",
+            self.connections_held,
+            self.logged_in,
+            self.disconnects,
+            self.lost_replies,
+            self.connect_failures,
+            self.login_failures
+        )?;
+        writeln!(
+            f,
+            "  actions {}  ({:.0} actions/s)",
+            self.actions, self.actions_per_sec
+        )?;
+        latency_line(f, "round trip", &self.latency)?;
+        latency_line(f, "login", &self.login_latency)?;
+        for p in &self.processes {
+            writeln!(
+                f,
+                "  {:<6} pid {:<7} RSS {} -> {} KiB  CPU {:.0}%",
+                p.name, p.pid, p.rss_kib_start, p.rss_kib_end, p.cpu_percent
+            )?;
+        }
+        if let Some(kib) = self.rss_per_session_kib {
+            writeln!(f, "  memory per session     {kib:.1} KiB")?;
+        }
+        if let Some(r) = &self.reload {
+            writeln!(
+                f,
+                "  reload at {:.1} s: longest gap without replies {:.0} ms",
+                r.at_secs, r.longest_reply_gap_ms
+            )?;
+            latency_line(f, "sent during reload", &r.during_reload)?;
+        }
+        if let Some(s) = &self.storm {
+            writeln!(
+                f,
+                "  login storm: {} logins at {:.1} s over {:.1} s: {} in, {} failed",
+                s.logins, s.at_secs, s.over_secs, s.succeeded, s.failed
+            )?;
+            latency_line(f, "storm logins", &s.login_latency)?;
+            latency_line(f, "others during storm", &s.others_latency)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for run in [&self.run, &self.echo_baseline].into_iter().flatten() {
+            write!(f, "{run}")?;
+        }
+        if let Some(ratio) = self.echo_ratio() {
+            writeln!(
+                f,
+                "rate as a share of the echo baseline: {:.1}%",
+                ratio * 100.0
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The progress line on stderr (hidden for --json and when not a terminal).
+pub(super) struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    pub(super) fn new(visible: bool, duration: Duration) -> Self {
+        let bar = if visible {
+            ProgressBar::new(duration.as_secs().max(1))
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} s  {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Self { bar }
+    }
+
+    pub(super) fn phase(&self, what: &str) {
+        self.bar.println(what);
+    }
+
+    pub(super) fn ramp(&self, c: &Counters, clients: usize) {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        self.bar.set_message(format!(
+            "connected {}  logged in {}/{clients}  failed {}",
+            load(&c.connected),
+            load(&c.logged_in),
+            load(&c.login_failures) + load(&c.connect_failures)
+        ));
+        self.bar.tick();
+    }
+
+    pub(super) fn measure(&self, c: &Counters, elapsed: Duration) {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let actions = load(&c.actions);
+        self.bar.set_position(elapsed.as_secs());
+        self.bar.set_message(format!(
+            "connected {}  actions {actions} ({:.0}/s)  lost {}  disconnects {}",
+            load(&c.connected),
+            super::stats::rate(actions, elapsed),
+            load(&c.lost_replies),
+            load(&c.disconnects)
+        ));
+    }
+
+    pub(super) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
