@@ -411,6 +411,8 @@ struct Shared {
     /// Microseconds from `origin` to the reload signal, or [`UNSET`].
     reload_signal: AtomicU64,
     storm_active: AtomicBool,
+    /// Set once the window's figures are taken: players may hang up.
+    release: tokio::sync::watch::Sender<bool>,
     counters: Counters,
     latency: LatencyRecorder,
     login_latency: LatencyRecorder,
@@ -485,6 +487,7 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
         window_start: AtomicU64::new(UNSET),
         reload_signal: AtomicU64::new(UNSET),
         storm_active: AtomicBool::new(false),
+        release: tokio::sync::watch::channel(false).0,
         counters: Counters::default(),
         latency: LatencyRecorder::new(),
         login_latency: LatencyRecorder::new(),
@@ -567,6 +570,7 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
     }
     let end = Snapshot::take(&pids);
     let held = counters.connected.load(Ordering::Relaxed);
+    shared.release.send_replace(true);
     progress.phase("finishing");
     // Players stop at the window's end; one still waiting for a reply
     // gives up at its timeout.
@@ -738,11 +742,29 @@ async fn player(shared: Arc<Shared>, index: usize, start: Instant) {
     let Some(mut player) = player else { return };
     c.logged_in.fetch_add(1, Ordering::Relaxed);
     let outcome = act(&shared, &mut player, index).await;
+    hold(&shared, player, outcome).await;
+}
+
+/// Keeps a player connected until the window's figures are taken, then
+/// hangs up; a connection the server closed counts as a disconnect.
+async fn hold(shared: &Shared, mut player: Player, outcome: Result<(), WaitError>) {
+    let mut released = shared.release.subscribe();
+    let outcome = match outcome {
+        Ok(()) => tokio::select! {
+            _ = released.wait_for(|r| *r) => Ok(()),
+            closed = player.drain_until(Instant::now() + HOLD_LIMIT) => closed,
+        },
+        failed => failed,
+    };
+    let c = &shared.counters;
     if outcome == Err(WaitError::Closed) {
         c.disconnects.fetch_add(1, Ordering::Relaxed);
     }
     c.connected.fetch_sub(1, Ordering::Relaxed);
 }
+
+/// A player never waits longer than this to be released.
+const HOLD_LIMIT: Duration = Duration::from_secs(24 * 3600);
 
 /// One storm player: log in at `start`, then stay until the end.
 async fn storm_player(shared: Arc<Shared>, index: usize, start: Instant) {
@@ -758,12 +780,8 @@ async fn storm_player(shared: Arc<Shared>, index: usize, start: Instant) {
     if shared.plan.storm.is_some_and(|(n, _, _)| done >= n as u64) {
         shared.storm_active.store(false, Ordering::Release);
     }
-    let Some(mut player) = player else { return };
-    let end = shared.window_end().unwrap_or_else(Instant::now);
-    if player.drain_until(end).await == Err(WaitError::Closed) {
-        c.disconnects.fetch_add(1, Ordering::Relaxed);
-    }
-    c.connected.fetch_sub(1, Ordering::Relaxed);
+    let Some(player) = player else { return };
+    hold(&shared, player, Ok(())).await;
 }
 
 /// The logged-in loop: act (or idle) until the window ends.
