@@ -3,6 +3,8 @@
 //! echo baseline alone. Each asserts that the run completed without errors
 //! and did what it was told; no timing is asserted.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
