@@ -24,6 +24,15 @@ use gatehouse::models::character::Character;
 use gatehouse::models::world::LIMBO;
 use gatehouse::settings::Settings;
 
+/// mimalloc: with [`release_memory_promptly`] it hands freed memory back to
+/// the kernel, so a burst (ten thousand players told that one more entered
+/// the game) does not leave the processes at their peak size; and a password
+/// hash's 19 MiB comes from its own arena instead of a fresh mmap (glibc with
+/// a fixed mmap threshold made the median of 2,000 logins 26 times slower:
+/// 18.9 s against 0.7 s).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// How long `start` and `stop` wait for the daemon.
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -86,7 +95,7 @@ enum AccountCommand {
 }
 
 fn main() -> ExitCode {
-    release_large_allocations();
+    release_memory_promptly();
     let cli = Cli::parse();
     match run_cli(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -97,16 +106,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Each password hash borrows 19 MiB (argon2id's memory cost). glibc's
-/// allocator would raise its mmap threshold after the first such free and
-/// from then on keep those blocks in per-thread arenas: a Server that once
-/// hashed on 8 threads at a time would hold hundreds of MiB forever. A fixed
-/// threshold hands every block of 1 MiB or more back to the kernel on free.
-fn release_large_allocations() {
-    const THRESHOLD: libc::c_int = 1 << 20;
-    // SAFETY: mallopt only changes allocator tuning; called before any thread starts.
+/// mimalloc's `purge_delay` option (its enum value in mimalloc 2).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed memory goes back to the kernel at once. By default mimalloc waits
+/// and purges on a later call from the same thread, which for a database
+/// thread that hashed a burst of logins (19 MiB each, argon2id's memory
+/// cost) and then sleeps is never: a Server kept 200 MB after 2,000 logins.
+fn release_memory_promptly() {
+    // SAFETY: sets an allocator option; called first thing in main, before
+    // any other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
     }
 }
 

@@ -29,6 +29,7 @@ pub struct Script {
     /// `{name}` and `{password}` are filled in; empty: accounts exist.
     pub create: String,
     pub create_ok: String,
+    pub create_taken: String,
     pub connect: String,
     pub login_ok: String,
     pub look: String,
@@ -190,7 +191,16 @@ impl Player {
     /// Reads until a line containing `pattern` arrived and no line is half
     /// read, or until `deadline`.
     pub async fn expect(&mut self, pattern: &str, deadline: Instant) -> Result<(), WaitError> {
-        let mut seen = false;
+        self.expect_any(&[pattern], deadline).await.map(drop)
+    }
+
+    /// As [`Self::expect`] for the first of several patterns; answers which.
+    pub async fn expect_any(
+        &mut self,
+        patterns: &[&str],
+        deadline: Instant,
+    ) -> Result<usize, WaitError> {
+        let mut seen = None;
         loop {
             let read = timeout_at(deadline, self.stream.read(&mut self.chunk)).await;
             let n = match read {
@@ -198,9 +208,10 @@ impl Player {
                 Ok(Ok(0) | Err(_)) => return Err(WaitError::Closed),
                 Ok(Ok(n)) => n,
             };
-            seen |= self.take(n, Some(pattern)).await?;
-            if seen && !self.parser.has_partial_line() {
-                return Ok(());
+            let matched = self.take(n, patterns).await?;
+            seen = seen.or(matched);
+            if let (Some(index), false) = (seen, self.parser.has_partial_line()) {
+                return Ok(index);
             }
         }
     }
@@ -212,17 +223,17 @@ impl Player {
                 Err(_) => return Ok(()),
                 Ok(Ok(0) | Err(_)) => return Err(WaitError::Closed),
                 Ok(Ok(n)) => {
-                    self.take(n, None).await?;
+                    self.take(n, &[]).await?;
                 }
             }
         }
     }
 
     /// Parses `n` bytes from the chunk: answers negotiation, notes exits,
-    /// and says whether a line matched `pattern`.
-    async fn take(&mut self, n: usize, pattern: Option<&str>) -> Result<bool, WaitError> {
+    /// and says which of `patterns` a line matched first.
+    async fn take(&mut self, n: usize, patterns: &[&str]) -> Result<Option<usize>, WaitError> {
         self.parser.feed(&self.chunk[..n], &mut self.events);
-        let mut matched = false;
+        let mut matched = None;
         let mut replies = Vec::new();
         for event in self.events.drain(..) {
             match event {
@@ -234,7 +245,9 @@ impl Player {
                             .filter(|e| !e.is_empty())
                             .collect();
                     }
-                    matched |= pattern.is_some_and(|p| line.contains(p));
+                    if matched.is_none() {
+                        matched = patterns.iter().position(|p| line.contains(p));
+                    }
                 }
                 TelnetEvent::Send(bytes) => replies.extend_from_slice(&bytes),
                 _ => {}

@@ -134,6 +134,9 @@ pub struct BenchOptions {
     pub create_command: String,
     #[arg(long, default_value = "was created")]
     pub create_ok: String,
+    /// The answer to `create` for a name that exists.
+    #[arg(long, default_value = "already taken")]
+    pub create_taken: String,
     #[arg(long, default_value = "connect {name} {password}")]
     pub connect_command: String,
     /// Seen once logged in (and in the world).
@@ -294,12 +297,9 @@ const ECHO_THREADS: usize = 2;
 fn script_of(o: &BenchOptions) -> Script {
     Script {
         greeting: o.greeting.clone(),
-        create: if o.existing {
-            String::new()
-        } else {
-            o.create_command.clone()
-        },
+        create: o.create_command.clone(),
         create_ok: o.create_ok.clone(),
+        create_taken: o.create_taken.clone(),
         connect: o.connect_command.clone(),
         login_ok: o.login_ok.clone(),
         look: o.look_command.clone(),
@@ -355,7 +355,7 @@ fn plan_of(
         addr,
         label,
         login_needed: !script.connect.is_empty(),
-        create: !script.create.is_empty(),
+        create: !o.existing && !script.create.is_empty(),
         script,
         prefix,
         clients: o.clients,
@@ -501,7 +501,9 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
     let before = Snapshot::take(&pids);
 
     if let Some((storm, _, _)) = plan.storm {
-        if plan.create {
+        // Made even with --existing: an account that exists already only
+        // costs a refused `create`.
+        if !plan.script.create.is_empty() {
             progress.phase(&format!("creating {storm} accounts for the login storm"));
             create_storm_accounts(&shared, storm).await;
         }
@@ -708,7 +710,8 @@ async fn log_in(
     }
 }
 
-/// Creates the storm's accounts a few at a time, then lets them go.
+/// Creates the storm's accounts a few at a time (one that exists already
+/// is fine), then lets them go.
 async fn create_storm_accounts(shared: &Arc<Shared>, count: usize) {
     const AT_ONCE: usize = 8;
     let mut tasks = tokio::task::JoinSet::new();
@@ -718,18 +721,27 @@ async fn create_storm_accounts(shared: &Arc<Shared>, count: usize) {
         }
         let shared = Arc::clone(shared);
         tasks.spawn(async move {
-            let name = account_name(&shared.plan.prefix, "s", index);
-            let scratch = LatencyRecorder::new();
-            let player = log_in(&shared, &name, true, &scratch).await;
-            if player.is_some() {
-                shared.counters.connected.fetch_sub(1, Ordering::Relaxed);
+            let plan = &shared.plan;
+            let script = &plan.script;
+            let name = account_name(&plan.prefix, "s", index);
+            let deadline = Instant::now() + plan.login_timeout;
+            let Ok(mut player) = Player::connect(plan.addr, &script.exits_prefix).await else {
+                return;
+            };
+            if !script.greeting.is_empty()
+                && player.expect(&script.greeting, deadline).await.is_err()
+            {
+                return;
+            }
+            let command = Script::fill(&script.create, &name, &script.password);
+            if player.send(&command).await.is_ok() {
+                let _ = player
+                    .expect_any(&[&script.create_ok, &script.create_taken], deadline)
+                    .await;
             }
         });
     }
     while tasks.join_next().await.is_some() {}
-    // Failures here are setup, not the storm's.
-    shared.counters.login_failures.store(0, Ordering::Relaxed);
-    shared.counters.connect_failures.store(0, Ordering::Relaxed);
 }
 
 /// One measured player: connect at `start`, log in, act until the end.

@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Longest latency a histogram holds exactly; longer ones are clamped to it.
-const MAX_TRACKED_MICROS: u64 = 120_000_000;
+const MAX_TRACKED_MICROS: u64 = 3_600_000_000;
 
 /// A latency histogram in microseconds (3 significant digits), shared by
 /// every simulated player: recording is one short uncontended lock.

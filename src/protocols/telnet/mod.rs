@@ -183,6 +183,17 @@ impl TelnetSession {
         self.enqueue(bytes, ctx);
     }
 
+    /// As [`Self::write`], without a copy when nothing is compressed.
+    fn write_buffer(&mut self, buf: BytesMut, ctx: &mut Context<Self>) {
+        match &mut self.mccp {
+            Some(z) => {
+                let compressed = Bytes::from(z.compress(&buf));
+                self.enqueue(compressed, ctx);
+            }
+            None => self.enqueue(buf.freeze(), ctx),
+        }
+    }
+
     fn enqueue(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         let Some(out) = &self.out else {
             return;
@@ -218,7 +229,7 @@ impl TelnetSession {
         if line_end && !rendered.ends_with('\n') {
             buf.extend_from_slice(b"\r\n");
         }
-        self.write(&buf, ctx);
+        self.write_buffer(buf, ctx);
     }
 
     /// A prompt has no line end; EOR (or GA) tells the client where it stops.
@@ -234,7 +245,7 @@ impl TelnetSession {
         } else {
             buf.extend_from_slice(&[IAC, GA]);
         }
-        self.write(&buf, ctx);
+        self.write_buffer(buf, ctx);
     }
 
     fn write_oob(&mut self, msg: &OobMessage, ctx: &mut Context<Self>) {

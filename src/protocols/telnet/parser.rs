@@ -725,6 +725,14 @@ fn decode(bytes: &[u8], encoding: Encoding) -> String {
 /// every 0xFF byte is doubled so the client does not read it as IAC.
 pub fn encode_output(text: &str, encoding: Encoding, out: &mut BytesMut) {
     out.reserve(text.len() + text.len() / 8 + 2);
+    match encoding {
+        Encoding::Utf8 => encode_utf8_output(text.as_bytes(), out),
+        Encoding::Latin1 => encode_chars(text, encoding, out),
+    }
+}
+
+/// [`encode_output`] a character at a time, for any encoding.
+fn encode_chars(text: &str, encoding: Encoding, out: &mut BytesMut) {
     let mut chars = text.chars().peekable();
     let mut buf = [0u8; 4];
     while let Some(c) = chars.next() {
@@ -756,6 +764,26 @@ pub fn encode_output(text: &str, encoding: Encoding, out: &mut BytesMut) {
             }
         }
     }
+}
+
+/// [`encode_output`] for UTF-8, a run at a time: UTF-8 never holds a 0xFF
+/// byte, so only line ends need rewriting and everything between them is
+/// copied as it is.
+fn encode_utf8_output(mut text: &[u8], out: &mut BytesMut) {
+    while let Some(at) = memchr::memchr2(b'\r', b'\n', text) {
+        out.extend_from_slice(&text[..at]);
+        let ending_len = match &text[at..] {
+            [b'\r', b'\n', ..] => 2,
+            _ => 1,
+        };
+        out.extend_from_slice(if text[at] == b'\r' && ending_len == 1 {
+            b"\r\0"
+        } else {
+            b"\r\n"
+        });
+        text = &text[at + ending_len..];
+    }
+    out.extend_from_slice(text);
 }
 
 /// The stateless form of echo control for password prompts: IAC WILL ECHO hides input,
@@ -1726,6 +1754,17 @@ mod tests {
             encode("\u{ff}caf\u{e9} \u{20ac}\u{1f600}\n", Encoding::Latin1),
             b"\xff\xffcaf\xe9 ??\r\n"
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn utf8_output_by_runs_equals_char_by_char(text in "[a-z\\r\\n\u{e9}\u{ff}\u{1F600} ]{0,64}") {
+            let mut runs = BytesMut::new();
+            encode_output(&text, Encoding::Utf8, &mut runs);
+            let mut chars = BytesMut::new();
+            encode_chars(&text, Encoding::Utf8, &mut chars);
+            proptest::prop_assert_eq!(runs, chars);
+        }
     }
 
     #[test]
