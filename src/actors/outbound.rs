@@ -84,22 +84,25 @@ async fn drain<W: AsyncWrite + Unpin>(
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
 ) {
-    let mut batch = BytesMut::new();
     while let Some(first) = rx.recv().await {
         let mut len = first.len();
-        let result = if len >= BATCH_BYTES {
-            writer.write_all(&first).await
-        } else {
-            batch.clear();
-            batch.extend_from_slice(&first);
-            while batch.len() < BATCH_BYTES {
-                match rx.try_recv() {
-                    Ok(next) => batch.extend_from_slice(&next),
-                    Err(_) => break,
+        let result = match rx.try_recv() {
+            Err(_) => writer.write_all(&first).await,
+            Ok(second) => {
+                // A fresh buffer per batch, dropped after the write: one kept
+                // per session would stay at its burst size for good.
+                let mut batch = BytesMut::with_capacity((len + second.len()) * 2);
+                batch.extend_from_slice(&first);
+                batch.extend_from_slice(&second);
+                while batch.len() < BATCH_BYTES {
+                    match rx.try_recv() {
+                        Ok(next) => batch.extend_from_slice(&next),
+                        Err(_) => break,
+                    }
                 }
+                len = batch.len();
+                writer.write_all(&batch).await
             }
-            len = batch.len();
-            writer.write_all(&batch).await
         };
         queued.fetch_sub(len, Ordering::AcqRel);
         if let Err(e) = result {
