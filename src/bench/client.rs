@@ -154,6 +154,8 @@ pub struct Player {
     chunk: Box<[u8]>,
     exits: Vec<String>,
     exits_prefix: String,
+    /// Lines received since [`Player::take_lines`] was last called.
+    lines: u64,
 }
 
 impl Player {
@@ -170,7 +172,13 @@ impl Player {
             chunk: vec![0; READ_CHUNK].into_boxed_slice(),
             exits: Vec::new(),
             exits_prefix: exits_prefix.to_owned(),
+            lines: 0,
         })
+    }
+
+    /// Lines received (replies and other players' chatter) since the last call.
+    pub fn take_lines(&mut self) -> u64 {
+        std::mem::take(&mut self.lines)
     }
 
     /// Exit names from the last room description seen.
@@ -238,6 +246,7 @@ impl Player {
         for event in self.events.drain(..) {
             match event {
                 TelnetEvent::Line(line) => {
+                    self.lines += 1;
                     if let Some(list) = line.strip_prefix(self.exits_prefix.as_str()) {
                         self.exits = list
                             .split(',')

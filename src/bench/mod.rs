@@ -135,7 +135,7 @@ pub struct BenchOptions {
     #[arg(long, default_value = "was created")]
     pub create_ok: String,
     /// The answer to `create` for a name that exists.
-    #[arg(long, default_value = "already taken")]
+    #[arg(long, default_value = "already")]
     pub create_taken: String,
     #[arg(long, default_value = "connect {name} {password}")]
     pub connect_command: String,
@@ -389,6 +389,9 @@ struct Counters {
     connect_failures: AtomicU64,
     /// Actions sent inside the window whose reply arrived.
     actions: AtomicU64,
+    /// Lines the players received in the window: replies and what the
+    /// server fanned out to them (other players' speech, arrivals).
+    lines_received: AtomicU64,
     /// Actions whose reply never came (timed out).
     lost_replies: AtomicU64,
     /// Connections the server closed before the end.
@@ -636,6 +639,7 @@ fn build_report(
         login_failures: load(&c.login_failures),
         actions,
         actions_per_sec: stats::rate(actions, measured),
+        lines_received_per_sec: stats::rate(load(&c.lines_received), measured),
         latency: shared.latency.summary(),
         login_latency: shared.login_latency.summary(),
         lost_replies: load(&c.lost_replies),
@@ -845,6 +849,13 @@ async fn act(shared: &Shared, player: &mut Player, index: usize) -> Result<(), W
             Action::Move => (script.look.clone(), &script.look_ok),
         };
         let sent = Instant::now();
+        let lines = player.take_lines();
+        if shared.in_window(sent) {
+            shared
+                .counters
+                .lines_received
+                .fetch_add(lines, Ordering::Relaxed);
+        }
         player.send(&command).await?;
         match player.expect(ok, sent + plan.timeout).await {
             Ok(()) => shared.completed(sent, Instant::now()),

@@ -69,6 +69,9 @@ pub struct RunReport {
     /// Actions sent in the window and answered.
     pub actions: u64,
     pub actions_per_sec: f64,
+    /// Lines delivered to the players per second: replies plus everything
+    /// the server fanned out (speech, arrivals), the load a crowded room makes.
+    pub lines_received_per_sec: f64,
     /// Round trip of each action, send to the end of its reply.
     pub latency: LatencySummary,
     /// Connect to logged in (including account creation when it was done).
@@ -142,8 +145,8 @@ impl fmt::Display for RunReport {
         )?;
         writeln!(
             f,
-            "  actions {}  ({:.0} actions/s)",
-            self.actions, self.actions_per_sec
+            "  actions {}  ({:.0} actions/s, {:.0} lines received/s)",
+            self.actions, self.actions_per_sec, self.lines_received_per_sec
         )?;
         latency_line(f, "round trip", &self.latency)?;
         latency_line(f, "login", &self.login_latency)?;
