@@ -129,9 +129,12 @@ mod tests {
         let (rooms, exits) = seeded_world();
         let names: Vec<&str> = rooms.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(
-            names,
+            names[..3],
             ["Limbo", "The Gatehouse Courtyard", "The Watchtower"]
         );
+        // The town beyond the gate.
+        assert_eq!(names.len(), 17);
+        assert_eq!(names[3], "The Gate Road");
         assert_eq!(rooms[0].room_id(), LIMBO);
         assert!(rooms.iter().all(|r| !r.description.trim().is_empty()));
 
@@ -141,14 +144,22 @@ mod tests {
             .collect();
         let s = |words: &[&str]| words.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
         assert_eq!(
-            by_name,
+            by_name[..5],
             [
                 (LIMBO, "north", s(&["n"]), RoomId(2)),
                 (RoomId(2), "south", s(&["s"]), LIMBO),
                 (RoomId(2), "up", s(&["u", "tower"]), RoomId(3)),
                 (RoomId(3), "down", s(&["d"]), RoomId(2)),
+                (RoomId(2), "east", s(&["e", "gate"]), RoomId(4)),
             ]
         );
+        // Every passage in the town is two-way.
+        for &(from, _, _, to) in &by_name {
+            assert!(
+                by_name.iter().any(|&(f, _, _, t)| f == to && t == from),
+                "no way back from {to:?} to {from:?}"
+            );
+        }
     }
 
     #[test]
