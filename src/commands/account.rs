@@ -206,8 +206,10 @@ pub fn quit_message(remaining: usize) -> String {
 }
 
 /// One logged-in account for `who`: its most recent session.
-fn who_rows(sessions: &[SessionSyncData]) -> Vec<&SessionSyncData> {
-    let mut rows: Vec<&SessionSyncData> = sessions.iter().filter(|s| s.logged_in).collect();
+fn who_rows<'a>(
+    sessions: impl IntoIterator<Item = &'a SessionSyncData>,
+) -> Vec<&'a SessionSyncData> {
+    let mut rows: Vec<&SessionSyncData> = sessions.into_iter().filter(|s| s.logged_in).collect();
     rows.sort_by(|a, b| {
         a.account_name
             .cmp(&b.account_name)
@@ -225,7 +227,11 @@ fn who_footer(n: usize) -> String {
 }
 
 /// `who` for players: names, time on, idle time.
-pub fn who(sessions: &[SessionSyncData], now: UnixMillis, game_name: &str) -> String {
+pub fn who<'a>(
+    sessions: impl IntoIterator<Item = &'a SessionSyncData>,
+    now: UnixMillis,
+    game_name: &str,
+) -> String {
     let rows = who_rows(sessions);
     let mut out = format!("Players on {game_name}:\n");
     out.push_str(&format!(

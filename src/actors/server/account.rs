@@ -14,7 +14,8 @@ use actix::prelude::*;
 
 use super::context::ServerContext;
 use super::handler::{
-    AccountGone, Announce, Boot, ChangeOption, DisconnectSession, GetSessions, SetPuppet, Settle,
+    AccountGone, Announce, Boot, ChangeOption, DisconnectSession, GetSessions, GetWho, SetPuppet,
+    Settle,
 };
 use super::link::ToPortal;
 use super::rules::{DeleteError, PuppetRules, Release};
@@ -472,13 +473,18 @@ impl Account {
     }
 
     fn who(&self, sessid: SessionId, ctx: &mut Context<Self>) {
-        let superuser = self.superuser;
+        if !self.superuser {
+            ctx.wait(self.server.handler.send(GetWho).into_actor(self).map(
+                move |result, act, _| {
+                    if let Ok(text) = result {
+                        act.reply(sessid, text.to_string());
+                    }
+                },
+            ));
+            return;
+        }
         self.with_sessions(true, ctx, move |act, sessions, ctx| {
             let game = act.server.settings.server.name.clone();
-            if !superuser {
-                act.reply(sessid, text::who(&sessions, now_millis(), &game));
-                return;
-            }
             let puppets: Vec<CharacterId> = sessions.iter().filter_map(|s| s.puppet_id).collect();
             ctx.wait(
                 act.server

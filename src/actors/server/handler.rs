@@ -22,7 +22,7 @@ use super::throttle::{Throttle, CREATION_THROTTLED, LOGIN_THROTTLED};
 use super::world::World;
 use super::StopRequest;
 use crate::actors::db::{AccountRecord, DbExecutor};
-use crate::commands::account::{apply_option, booted, IDLE_TIMEOUT_REASON};
+use crate::commands::account::{self as text, apply_option, booted, IDLE_TIMEOUT_REASON};
 use crate::commands::inputfuncs::apply_client_options;
 use crate::protocols::link::{Output, PortalToServer, RestartMode, ServerToPortal};
 use crate::session::{
@@ -70,6 +70,22 @@ pub struct DisconnectSession {
 #[rtype(result = "Vec<SessionSyncData>")]
 pub struct GetSessions {
     pub account: Option<AccountId>,
+}
+
+/// The text of `who` for players. Built at most once per second and again
+/// whenever someone logs in or out: with thousands online it is the
+/// costliest reply there is (2,000 sorted rows), and the figures it shows
+/// are whole seconds anyway.
+#[derive(Message, Debug)]
+#[rtype(result = "Arc<str>")]
+pub struct GetWho;
+
+/// The last `who` text, and what it was built from.
+#[derive(Debug)]
+struct WhoCache {
+    second: u64,
+    generation: u64,
+    text: Arc<str>,
 }
 
 /// An account vanished from the database: its sessions go back to the login screen.
@@ -189,6 +205,9 @@ pub struct ServerSessionHandler {
     /// Portal never heard of it, so the next `Welcome` lists them again and
     /// they must be disconnected then instead of restored.
     disconnected_while_down: HashMap<SessionId, String>,
+    /// Bumped whenever a session comes, goes or logs in: what `who` lists.
+    who_generation: u64,
+    who_cache: Option<WhoCache>,
 }
 
 impl ServerSessionHandler {
@@ -216,6 +235,8 @@ impl ServerSessionHandler {
             portal_epoch: None,
             link_up: false,
             disconnected_while_down: HashMap::new(),
+            who_generation: 0,
+            who_cache: None,
         }
     }
 
@@ -272,12 +293,14 @@ impl ServerSessionHandler {
         )
         .start();
         self.sessions.insert(record.sessid, Entry { record, actor });
+        self.who_generation += 1;
     }
 
     /// Forgets a session and stops its actor; stops its account actor when it
     /// was the last one.
     fn remove_session(&mut self, sessid: SessionId) -> Option<SessionSyncData> {
         let entry = self.sessions.remove(&sessid)?;
+        self.who_generation += 1;
         entry.actor.do_send(StopSession);
         if let Some(account) = entry.record.account_id {
             let remaining = self
@@ -516,6 +539,7 @@ impl Handler<Login> for ServerSessionHandler {
         entry
             .record
             .log_in(msg.account.id, &msg.account.name, now_millis());
+        self.who_generation += 1;
         let record = entry.record.clone();
         let addr = self.account_actor(msg.account.id, &msg.account.name, ctx);
         addr.do_send(AttachSession {
@@ -556,6 +580,34 @@ impl Handler<GetSessions> for ServerSessionHandler {
                 .map(|e| e.record.clone())
                 .collect(),
         )
+    }
+}
+
+impl Handler<GetWho> for ServerSessionHandler {
+    type Result = MessageResult<GetWho>;
+
+    fn handle(&mut self, _: GetWho, _: &mut Context<Self>) -> Self::Result {
+        let now = now_millis();
+        let second = now / 1000;
+        let fresh = self
+            .who_cache
+            .as_ref()
+            .filter(|c| c.second == second && c.generation == self.who_generation);
+        if let Some(cache) = fresh {
+            return MessageResult(Arc::clone(&cache.text));
+        }
+        let text: Arc<str> = text::who(
+            self.sessions.values().map(|e| &e.record),
+            now,
+            &self.settings.server.name,
+        )
+        .into();
+        self.who_cache = Some(WhoCache {
+            second,
+            generation: self.who_generation,
+            text: Arc::clone(&text),
+        });
+        MessageResult(text)
     }
 }
 
