@@ -106,6 +106,9 @@ pub struct PortalSettings {
     /// Seconds a web session whose connection dropped waits for the page to
     /// come back with its token.
     pub websocket_resume_window: u64,
+    /// Seconds a connection may stay without logging in (counted from when it
+    /// was let through to the login screen) before it is closed. `0` turns it off.
+    pub login_timeout: u64,
 }
 
 impl Default for PortalSettings {
@@ -127,6 +130,7 @@ impl Default for PortalSettings {
             input_queue_limit: 100,
             websocket_timeout: 30,
             websocket_resume_window: 60,
+            login_timeout: 300,
         }
     }
 }

@@ -289,6 +289,27 @@ fn idle_sessions_are_disconnected_after_the_idle_timeout() {
 }
 
 #[test]
+fn a_connection_that_never_logs_in_is_closed_after_the_login_timeout() {
+    let game = Game::start(&[("GATEHOUSE__PORTAL__LOGIN_TIMEOUT", "3")]);
+    let mut player = game.connect();
+    player.create_and_login("Hana", PASSWORD);
+    // Busy but never logging in: typing keeps it from idling, not from this.
+    let mut lurker = game.connect();
+    lurker.expect("create <username> <password>");
+    lurker.send("look");
+    lurker.expect("create <username> <password>");
+    lurker.send("help");
+    let last = lurker.expect_closed();
+    assert!(
+        last.contains("You took too long to log in. Goodbye."),
+        "{last}"
+    );
+    // The player who logged in in time is still there, and so is the game.
+    assert!(player.who().contains("1 unique account logged in."));
+    assert!(game.log().contains("not logged in after 3 s; closed"));
+}
+
+#[test]
 fn the_idle_keepalive_is_never_answered() {
     let game = Game::start(&[]);
     let mut c = game.connect();

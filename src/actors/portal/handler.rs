@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::limits::{
     queued_message, too_long, CommandRate, ConnectionPacer, RateVerdict, COMMAND_RATE_WARNING,
-    INPUT_QUEUE_FULL_WARNING, MAX_CHAR_LIMIT_WARNING,
+    INPUT_QUEUE_FULL_WARNING, LOGIN_TIMEOUT_MESSAGE, MAX_CHAR_LIMIT_WARNING,
 };
 use super::link::{SendToServer, ServerLinkConnection};
 use super::sessid::SessionIdAllocator;
@@ -182,6 +182,9 @@ struct PortalSession {
     record: SessionSyncData,
     /// The Server has been told of this session (PCONN or Welcome).
     released: bool,
+    /// When the connection was let through to the login screen: the login
+    /// timeout counts from here, not from a wait in the connection queue.
+    released_at: Option<Instant>,
     rate: CommandRate,
     /// Input waiting for the Server, in the order typed.
     pending: VecDeque<Input>,
@@ -337,6 +340,7 @@ impl PortalSessionHandler {
                 continue;
             };
             session.released = true;
+            session.released_at = Some(Instant::now());
             link.do_send(SendToServer(PortalToServer::SessionConnected {
                 session: session.record.clone(),
             }));
@@ -538,6 +542,7 @@ impl Actor for PortalSessionHandler {
         ctx.run_interval(STATUS_INTERVAL, |act, _| {
             act.write_status_file();
             act.expire_detached();
+            act.expire_unauthenticated();
         });
     }
 }
@@ -563,6 +568,7 @@ impl Handler<OpenSession> for PortalSessionHandler {
                 endpoint: msg.endpoint,
                 record,
                 released: false,
+                released_at: None,
                 rate: CommandRate::new(Instant::now()),
                 pending: VecDeque::new(),
                 warned_queue_full: false,
@@ -615,6 +621,36 @@ impl Handler<SessionFlagsChanged> for PortalSessionHandler {
 impl PortalSessionHandler {
     /// Closes web sessions whose connection has been gone longer than the
     /// resume window.
+    /// Closes connections that were shown the login screen more than
+    /// `portal.login_timeout` seconds ago and never logged in (slowloris:
+    /// each would hold a socket and a session for good).
+    fn expire_unauthenticated(&mut self) {
+        let timeout = self.settings.portal.login_timeout;
+        if timeout == 0 {
+            return;
+        }
+        let limit = Duration::from_secs(timeout);
+        let expired: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| {
+                !s.record.logged_in
+                    && s.detached.is_none()
+                    && s.released_at.is_some_and(|t| t.elapsed() >= limit)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for sessid in expired {
+            if let Some(session) = self.forget(sessid) {
+                log::info!("session {sessid}: not logged in after {timeout} s; closed");
+                self.send_to_server(PortalToServer::SessionDisconnected { sessid });
+                session.endpoint.do_send(ToSession::Close {
+                    reason: LOGIN_TIMEOUT_MESSAGE.to_owned(),
+                });
+            }
+        }
+    }
+
     fn expire_detached(&mut self) {
         let window = Duration::from_secs(self.settings.portal.websocket_resume_window);
         let expired: Vec<SessionId> = self

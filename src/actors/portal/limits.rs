@@ -12,6 +12,8 @@ pub const MAX_CHAR_LIMIT_WARNING: &str =
 /// Sent when a session exceeds `portal.max_command_rate` (Evennia's text).
 pub const COMMAND_RATE_WARNING: &str =
     "You entered commands too fast. Wait a moment and try again.";
+/// Sent before a connection that never logged in is closed (`portal.login_timeout`).
+pub const LOGIN_TIMEOUT_MESSAGE: &str = "You took too long to log in. Goodbye.";
 /// Sent when input arrives while the Server is away and the session's queue is full.
 pub const INPUT_QUEUE_FULL_WARNING: &str =
     "The game is restarting and your earlier input is still waiting; this line was dropped.";
