@@ -29,6 +29,33 @@ fn create_connect_and_who_lists_the_account() {
 }
 
 #[test]
+fn no_password_reaches_the_logs_even_at_trace_level() {
+    const WRONG: &str = "wrong-guess-4471";
+    const NEW: &str = "brand-new-5582";
+    let game = Game::start(&[("RUST_LOG", "trace")]);
+    let mut c = game.connect();
+    c.create_and_login("Ivo", PASSWORD);
+    let mut guesser = game.connect();
+    guesser.expect("create <username> <password>");
+    guesser.send(&format!("connect Ivo {WRONG}"));
+    guesser.expect("incorrect.");
+    c.send(&format!("password {PASSWORD} = {NEW}"));
+    c.expect("Password changed.");
+    c.send("quit");
+    c.expect_closed();
+    let mut again = game.connect();
+    again.login("Ivo", NEW);
+    let log = game.log();
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "not a trace log"
+    );
+    for secret in [PASSWORD, WRONG, NEW] {
+        assert!(!log.contains(secret), "'{secret}' reached the log");
+    }
+}
+
+#[test]
 fn failed_logins_do_not_reveal_whether_the_account_exists() {
     let game = Game::start(&[]);
     let mut c = game.connect();
