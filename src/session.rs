@@ -244,8 +244,52 @@ pub fn is_idle_command(line: &str, idle_command: &str) -> bool {
     line == idle_command || line == "idle"
 }
 
+/// The key every per-source limit counts under: the IPv4 address, or the
+/// IPv6 /64 (one subscriber's whole network); an IPv4-mapped IPv6 address
+/// counts as its IPv4 address.
+pub fn source_key(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => address.to_owned(),
+    }
+}
+
+/// True for a connection from this machine (127.0.0.0/8, ::1, or ::1's
+/// IPv4-mapped form of 127.0.0.0/8).
+pub fn is_loopback_address(address: &str) -> bool {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn loopback_addresses_in_every_spelling() {
+        for address in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback_address(address), "{address}");
+        }
+        for address in [
+            "192.0.2.1",
+            "2001:db8::1",
+            "::ffff:192.0.2.1",
+            "not an address",
+        ] {
+            assert!(!is_loopback_address(address), "{address}");
+        }
+    }
+
     use super::*;
 
     fn session() -> SessionSyncData {

@@ -109,6 +109,10 @@ pub struct PortalSettings {
     /// Seconds a connection may stay without logging in (counted from when it
     /// was let through to the login screen) before it is closed. `0` turns it off.
     pub login_timeout: u64,
+    /// Connections from one source (IPv4 address or IPv6 /64) that may be
+    /// connected and not yet logged in at once; more are refused. `0` turns it
+    /// off, and `throttle.exempt_loopback` exempts this machine.
+    pub max_unauthenticated_per_source: usize,
 }
 
 impl Default for PortalSettings {
@@ -131,6 +135,7 @@ impl Default for PortalSettings {
             websocket_timeout: 30,
             websocket_resume_window: 60,
             login_timeout: 300,
+            max_unauthenticated_per_source: 10,
         }
     }
 }

@@ -337,6 +337,33 @@ fn a_connection_that_never_logs_in_is_closed_after_the_login_timeout() {
 }
 
 #[test]
+fn one_address_may_hold_only_so_many_connections_that_are_not_logged_in() {
+    let game = Game::start(&[
+        ("GATEHOUSE__PORTAL__MAX_UNAUTHENTICATED_PER_SOURCE", "2"),
+        ("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "false"),
+    ]);
+    let mut first = game.connect();
+    first.expect("create <username> <password>");
+    let mut second = game.connect();
+    second.expect("create <username> <password>");
+    let mut third = game.connect();
+    let refused = third.expect_closed();
+    assert!(
+        refused.contains("Too many connections from your address are logging in at once."),
+        "{refused}"
+    );
+    // The first two are untouched; once one logs in, there is room again.
+    first.send("create Lena correct-horse-9");
+    first.expect("was created");
+    first.send("connect Lena correct-horse-9");
+    first.expect("You are logged in.");
+    let mut fourth = game.connect();
+    fourth.expect("create <username> <password>");
+    second.send("look");
+    second.expect("create <username> <password>");
+}
+
+#[test]
 fn the_idle_keepalive_is_never_answered() {
     let game = Game::start(&[]);
     let mut c = game.connect();

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::limits::{
     queued_message, too_long, CommandRate, ConnectionPacer, RateVerdict, COMMAND_RATE_WARNING,
     INPUT_QUEUE_FULL_WARNING, LOGIN_TIMEOUT_MESSAGE, MAX_CHAR_LIMIT_WARNING,
+    TOO_MANY_UNAUTHENTICATED_MESSAGE,
 };
 use super::link::{SendToServer, ServerLinkConnection};
 use super::sessid::SessionIdAllocator;
@@ -182,6 +183,8 @@ struct PortalSession {
     record: SessionSyncData,
     /// The Server has been told of this session (PCONN or Welcome).
     released: bool,
+    /// [`crate::session::source_key`] of its address, for per-source limits.
+    source: String,
     /// When the connection was let through to the login screen: the login
     /// timeout counts from here, not from a wait in the connection queue.
     released_at: Option<Instant>,
@@ -552,6 +555,18 @@ impl Handler<OpenSession> for PortalSessionHandler {
 
     fn handle(&mut self, msg: OpenSession, ctx: &mut Context<Self>) -> Self::Result {
         let sessid = self.ids.allocate();
+        let source = crate::session::source_key(&msg.address);
+        if self.too_many_logging_in(&source, &msg.address) {
+            log::warn!(
+                "session {sessid} from {} refused: {} connections from {source} not logged in",
+                msg.address,
+                self.settings.portal.max_unauthenticated_per_source
+            );
+            msg.endpoint.do_send(ToSession::Close {
+                reason: TOO_MANY_UNAUTHENTICATED_MESSAGE.to_owned(),
+            });
+            return MessageResult(sessid);
+        }
         let mut flags = msg.flags;
         flags.screen_width = self.settings.client.default_width;
         flags.screen_height = self.settings.client.default_height;
@@ -568,6 +583,7 @@ impl Handler<OpenSession> for PortalSessionHandler {
                 endpoint: msg.endpoint,
                 record,
                 released: false,
+                source,
                 released_at: None,
                 rate: CommandRate::new(Instant::now()),
                 pending: VecDeque::new(),
@@ -621,6 +637,23 @@ impl Handler<SessionFlagsChanged> for PortalSessionHandler {
 impl PortalSessionHandler {
     /// Closes web sessions whose connection has been gone longer than the
     /// resume window.
+    /// `portal.max_unauthenticated_per_source` connections from `source`
+    /// are already connected and not logged in.
+    fn too_many_logging_in(&self, source: &str, address: &str) -> bool {
+        let cap = self.settings.portal.max_unauthenticated_per_source;
+        if cap == 0
+            || (self.settings.throttle.exempt_loopback
+                && crate::session::is_loopback_address(address))
+        {
+            return false;
+        }
+        self.sessions
+            .values()
+            .filter(|s| !s.record.logged_in && s.source == source)
+            .count()
+            >= cap
+    }
+
     /// Closes connections that were shown the login screen more than
     /// `portal.login_timeout` seconds ago and never logged in (slowloris:
     /// each would hold a socket and a session for good).

@@ -12,6 +12,9 @@ pub const MAX_CHAR_LIMIT_WARNING: &str =
 /// Sent when a session exceeds `portal.max_command_rate` (Evennia's text).
 pub const COMMAND_RATE_WARNING: &str =
     "You entered commands too fast. Wait a moment and try again.";
+/// Sent to a connection refused by `portal.max_unauthenticated_per_source`.
+pub const TOO_MANY_UNAUTHENTICATED_MESSAGE: &str =
+    "Too many connections from your address are logging in at once. Try again in a moment.";
 /// Sent before a connection that never logged in is closed (`portal.login_timeout`).
 pub const LOGIN_TIMEOUT_MESSAGE: &str = "You took too long to log in. Goodbye.";
 /// Sent when input arrives while the Server is away and the session's queue is full.

@@ -719,10 +719,7 @@ impl Handler<Announce> for ServerSessionHandler {
 
 impl ServerSessionHandler {
     fn exempt(&self, address: &str) -> bool {
-        self.settings.throttle.exempt_loopback
-            && address
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+        self.settings.throttle.exempt_loopback && crate::session::is_loopback_address(address)
     }
 
     fn throttle(&mut self, kind: ThrottleKind) -> &mut Throttle {

@@ -7,27 +7,13 @@
 //! is decided here, before any password is hashed.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 pub const LOGIN_THROTTLED: &str = "Too many login failures; please try again in a few minutes.";
 pub const CREATION_THROTTLED: &str =
     "You are creating too many accounts. Please log into an existing account.";
 
-/// The key a throttle counts under: the IPv4 address, or the IPv6 /64.
-pub fn source_key(address: &str) -> String {
-    match address.parse::<IpAddr>() {
-        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-        Ok(IpAddr::V4(v4)) => v4.to_string(),
-        Err(_) => address.to_owned(),
-    }
-}
+pub use crate::session::source_key;
 
 /// Counts events per source in a sliding window.
 #[derive(Debug, Clone)]
