@@ -364,6 +364,26 @@ fn one_address_may_hold_only_so_many_connections_that_are_not_logged_in() {
 }
 
 #[test]
+fn a_player_cannot_fake_a_line_or_a_colour_in_what_others_hear() {
+    let game = Game::start(&[]);
+    let mut mallory = game.connect();
+    mallory.create_and_login("Mallory", PASSWORD);
+    let mut victim = game.connect();
+    victim.create_and_login("Victor", PASSWORD);
+    mallory.send("say hi|/|rServer restarting, please wait ...");
+    let heard = victim.expect("please wait ...\"");
+    let line = heard.lines().last().unwrap_or_default();
+    assert_eq!(
+        line,
+        "Mallory says, \"hi|/|rServer restarting, please wait ...\""
+    );
+    assert!(
+        !heard.contains('\u{1b}'),
+        "a colour code got through: {heard:?}"
+    );
+}
+
+#[test]
 fn the_idle_keepalive_is_never_answered() {
     let game = Game::start(&[]);
     let mut c = game.connect();

@@ -2,6 +2,7 @@
 //! world: room descriptions, speech, arrivals and departures.
 
 use super::split;
+use crate::protocols::text::verbatim;
 
 /// One parsed in-character command; anything else is an account command or
 /// an exit name.
@@ -40,17 +41,18 @@ pub const POSE_WHAT: &str = "Pose what?";
 
 /// What the speaker's own sessions see.
 pub fn say_self(text: &str) -> String {
-    format!("You say, \"{text}\"")
+    format!("You say, \"{}\"", verbatim(text))
 }
 
 /// What everyone else in the room sees.
 pub fn say_others(name: &str, text: &str) -> String {
-    format!("{name} says, \"{text}\"")
+    format!("{name} says, \"{}\"", verbatim(text))
 }
 
 /// A pose, seen by the whole room: `Name waves.`; a pose starting with `'`
 /// or `,` attaches without a space (`Name's eyes narrow.`).
 pub fn pose(name: &str, text: &str) -> String {
+    let text = verbatim(text);
     if text.starts_with('\'') || text.starts_with(',') {
         format!("{name}{text}")
     } else {
@@ -133,6 +135,12 @@ mod tests {
     #[test]
     fn texts() {
         assert_eq!(say_self("hi"), "You say, \"hi\"");
+        // Markup typed by a player shows as typed: no colour, no line break.
+        let fake = say_others("Ann", "hi|/|rServer restarting");
+        assert_eq!(fake, "Ann says, \"hi||/||rServer restarting\"");
+        let plain = crate::protocols::text::strip(&fake);
+        assert_eq!(plain, "Ann says, \"hi|/|rServer restarting\"");
+        assert_eq!(pose("Ann", "waves |/ hard"), "Ann waves ||/ hard");
         assert_eq!(say_others("Ann", "hi"), "Ann says, \"hi\"");
         assert_eq!(pose("Ann", "waves."), "Ann waves.");
         assert_eq!(pose("Ann", "'s eyes narrow."), "Ann's eyes narrow.");

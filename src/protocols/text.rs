@@ -124,6 +124,12 @@ pub fn to_html(text: &str) -> String {
     html.finish()
 }
 
+/// Makes `text` show exactly as typed: every `|` is doubled, so a player's
+/// words cannot carry colour codes or a `|/` line break into what others read.
+pub fn verbatim(text: &str) -> String {
+    text.replace('|', "||")
+}
+
 /// Renders markup as plain text: colours and attributes are dropped, layout markup
 /// becomes the whitespace it stands for, and `||` becomes `|`.
 #[must_use]
