@@ -106,7 +106,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// mimalloc's `purge_delay` option (its enum value in mimalloc 2).
+/// mimalloc's `purge_delay` option: its enum value in both mimalloc 2 and 3
+/// (libmimalloc-sys does not export the constant).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Freed memory goes back to the kernel at once. By default mimalloc waits
