@@ -34,6 +34,15 @@ fn bench(args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
+/// Runs `gatehouse bench` against `game`, watching its processes.
+fn bench_game(game: &Game, args: &[&str]) -> Value {
+    let port = game.telnet_port.to_string();
+    let dir = game.path().to_str().expect("utf-8 path").to_owned();
+    let mut all = vec!["--port", port.as_str(), "--attach", dir.as_str()];
+    all.extend_from_slice(args);
+    bench(&all)
+}
+
 fn number(report: &Value, path: &str) -> u64 {
     report
         .pointer(path)
@@ -44,22 +53,19 @@ fn number(report: &Value, path: &str) -> u64 {
 #[test]
 fn a_short_run_against_gatehouse_completes_without_errors() {
     let game = Game::start(&[]);
-    let port = game.telnet_port.to_string();
-    let dir = game.path().to_str().expect("utf-8 path").to_owned();
-    let report = bench(&[
-        "--port",
-        &port,
-        "--attach",
-        &dir,
-        "--clients",
-        "20",
-        "--duration",
-        "3",
-        "--ramp",
-        "0.5",
-        "--pace",
-        "100-300",
-    ]);
+    let report = bench_game(
+        &game,
+        &[
+            "--clients",
+            "20",
+            "--duration",
+            "3",
+            "--ramp",
+            "0.5",
+            "--pace",
+            "100-300",
+        ],
+    );
     assert_eq!(number(&report, "/errors"), 0, "{report:#}");
     assert_eq!(number(&report, "/run/logged_in"), 20, "{report:#}");
     assert_eq!(number(&report, "/run/connections_held"), 20, "{report:#}");
@@ -83,25 +89,22 @@ fn a_short_run_against_gatehouse_completes_without_errors() {
 #[test]
 fn a_reload_during_a_run_loses_no_player_and_no_reply() {
     let game = Game::start(&[]);
-    let port = game.telnet_port.to_string();
-    let dir = game.path().to_str().expect("utf-8 path").to_owned();
     let server_before = game.server_pid();
-    let report = bench(&[
-        "--port",
-        &port,
-        "--attach",
-        &dir,
-        "--clients",
-        "10",
-        "--duration",
-        "4",
-        "--ramp",
-        "0.5",
-        "--pace",
-        "100-200",
-        "--reload-at",
-        "1",
-    ]);
+    let report = bench_game(
+        &game,
+        &[
+            "--clients",
+            "10",
+            "--duration",
+            "4",
+            "--ramp",
+            "0.5",
+            "--pace",
+            "100-200",
+            "--reload-at",
+            "1",
+        ],
+    );
     assert_eq!(number(&report, "/errors"), 0, "{report:#}");
     assert_eq!(number(&report, "/run/disconnects"), 0, "{report:#}");
     assert_eq!(number(&report, "/run/lost_replies"), 0, "{report:#}");
