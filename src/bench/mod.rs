@@ -402,6 +402,11 @@ struct Counters {
     storm_failures: AtomicU64,
 }
 
+/// A counter's current value (the counters only count; no ordering needed).
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
 /// Not set yet, for the window start.
 const UNSET: u64 = u64::MAX;
 
@@ -523,7 +528,7 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
     }
     let login_deadline = Instant::now() + plan.ramp + plan.login_timeout;
     let counters = &shared.counters;
-    while counters.login_done.load(Ordering::Relaxed) < plan.clients as u64
+    while read(&counters.login_done) < plan.clients as u64
         && Instant::now() < login_deadline
         && !tasks.is_empty()
     {
@@ -574,7 +579,7 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
         }
     }
     let end = Snapshot::take(&pids);
-    let held = counters.connected.load(Ordering::Relaxed);
+    let held = read(&counters.connected);
     shared.release.send_replace(true);
     progress.phase("finishing");
     // Players stop at the window's end; one still waiting for a reply
@@ -598,13 +603,12 @@ fn build_report(
 ) -> RunReport {
     let plan = &shared.plan;
     let c = &shared.counters;
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let measured = match (start.at, end.at) {
         (Some(a), Some(b)) => b.duration_since(a),
         _ => plan.duration,
     };
-    let actions = load(&c.actions);
-    let logged_in = load(&c.logged_in);
+    let actions = read(&c.actions);
+    let logged_in = read(&c.logged_in);
     let reload_signal = shared.reload_signal.load(Ordering::Acquire);
     let reload = (reload_signal != UNSET).then(|| {
         let mut done = shared
@@ -623,8 +627,8 @@ fn build_report(
         logins: n,
         at_secs: at.as_secs_f64(),
         over_secs: over.as_secs_f64(),
-        succeeded: load(&c.storm_done) - load(&c.storm_failures),
-        failed: load(&c.storm_failures),
+        succeeded: read(&c.storm_done) - read(&c.storm_failures),
+        failed: read(&c.storm_failures),
         login_latency: shared.storm_login_latency.summary(),
         others_latency: shared.others_during_storm.summary(),
     });
@@ -635,15 +639,15 @@ fn build_report(
         duration_secs: measured.as_secs_f64(),
         connections_held: held,
         logged_in,
-        connect_failures: load(&c.connect_failures),
-        login_failures: load(&c.login_failures),
+        connect_failures: read(&c.connect_failures),
+        login_failures: read(&c.login_failures),
         actions,
         actions_per_sec: stats::rate(actions, measured),
-        lines_received_per_sec: stats::rate(load(&c.lines_received), measured),
+        lines_received_per_sec: stats::rate(read(&c.lines_received), measured),
         latency: shared.latency.summary(),
         login_latency: shared.login_latency.summary(),
-        lost_replies: load(&c.lost_replies),
-        disconnects: load(&c.disconnects),
+        lost_replies: read(&c.lost_replies),
+        disconnects: read(&c.disconnects),
         processes: start.usage_until(end),
         rss_per_session_kib: stats::per_session_kib(
             before.total_rss_kib(),

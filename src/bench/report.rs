@@ -2,7 +2,6 @@
 //! as JSON for machines) and the progress line while it runs.
 
 use std::fmt;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -10,7 +9,7 @@ use serde::Serialize;
 
 use super::stats::LatencySummary;
 use super::target::ProcessUsage;
-use super::Counters;
+use super::{read, Counters};
 
 /// Everything one `gatehouse bench` measured.
 #[derive(Debug, Default, Serialize)]
@@ -222,26 +221,24 @@ impl Progress {
     }
 
     pub(super) fn ramp(&self, c: &Counters, clients: usize) {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         self.bar.set_message(format!(
             "connected {}  logged in {}/{clients}  failed {}",
-            load(&c.connected),
-            load(&c.logged_in),
-            load(&c.login_failures) + load(&c.connect_failures)
+            read(&c.connected),
+            read(&c.logged_in),
+            read(&c.login_failures) + read(&c.connect_failures)
         ));
         self.bar.tick();
     }
 
     pub(super) fn measure(&self, c: &Counters, elapsed: Duration) {
-        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let actions = load(&c.actions);
+        let actions = read(&c.actions);
         self.bar.set_position(elapsed.as_secs());
         self.bar.set_message(format!(
             "connected {}  actions {actions} ({:.0}/s)  lost {}  disconnects {}",
-            load(&c.connected),
+            read(&c.connected),
             super::stats::rate(actions, elapsed),
-            load(&c.lost_replies),
-            load(&c.disconnects)
+            read(&c.lost_replies),
+            read(&c.disconnects)
         ));
     }
 
