@@ -17,6 +17,7 @@
 //! - [`bench`]: `gatehouse bench`, the load tester (simulated telnet players, latency
 //!   statistics, process sampling, the echo baseline).
 //! - [`control`]: the game dir's `run/` files the CLI uses to steer a running game.
+//! - [`fuzzing`]: the fuzz targets' entry points, shared with the corpus replay test.
 //!
 //! See ARCHITECTURE.md for the invariants and boundaries.
 
@@ -24,6 +25,7 @@ pub mod actors;
 pub mod bench;
 pub mod commands;
 pub mod control;
+pub mod fuzzing;
 pub mod models;
 pub mod protocols;
 pub mod session;

@@ -96,6 +96,7 @@ enum AccountCommand {
 
 fn main() -> ExitCode {
     release_memory_promptly();
+    report_full_files_as_errors();
     let cli = Cli::parse();
     match run_cli(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +120,18 @@ fn release_memory_promptly() {
     // any other thread exists.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+}
+
+/// A write past the file size limit (`ulimit -f`) fails with an error the
+/// database reports ("disk full") instead of killing the process with SIGXFSZ,
+/// so a full disk or quota costs one failed write, not the Server.
+fn report_full_files_as_errors() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_IGN installs no handler code; called first thing in main,
+    // before any other thread exists. Children (the Server) inherit it.
+    if let Err(e) = unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) } {
+        eprintln!("gatehouse: cannot ignore SIGXFSZ: {e}");
     }
 }
 

@@ -244,6 +244,21 @@ pub fn is_idle_command(line: &str, idle_command: &str) -> bool {
     line == idle_command || line == "idle"
 }
 
+/// A player's input line without control characters (C0, DEL and C1) other than tab.
+///
+/// They mean nothing in a command, and a line such as `say` passes its text on to other
+/// players' terminals, where ESC or the 8-bit CSI (U+009B) would start an escape
+/// sequence. Every protocol's input goes through this before it reaches the game.
+pub fn without_controls(line: String) -> String {
+    if line.chars().any(|c| c.is_control() && c != '\t') {
+        line.chars()
+            .filter(|&c| !c.is_control() || c == '\t')
+            .collect()
+    } else {
+        line
+    }
+}
+
 /// The key every per-source limit counts under: the IPv4 address, or the
 /// IPv6 /64 (one subscriber's whole network); an IPv4-mapped IPv6 address
 /// counts as its IPv4 address.
@@ -353,5 +368,14 @@ mod tests {
         assert!(s.logged_in);
         assert_eq!(s.account_name.as_deref(), Some("Alice"));
         assert_eq!(s.connected_secs(21_000), 1);
+    }
+
+    #[test]
+    fn input_lines_lose_every_control_character_but_tab() {
+        assert_eq!(without_controls("look".to_owned()), "look");
+        assert_eq!(
+            without_controls("say \u{1b}[31mred\u{9b}2J\u{85}\tok\u{7f}\r\n".to_owned()),
+            "say [31mred2J\tok"
+        );
     }
 }

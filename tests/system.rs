@@ -5,9 +5,7 @@
 
 mod common;
 
-use common::{wait_for, Game, DEADLINE};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use common::{assert_still_logged_in, three_players, wait_for, Game, DEADLINE};
 
 const PASSWORD: &str = "correct-horse-9";
 
@@ -95,39 +93,11 @@ fn mode_0_second_login_kicks_the_first_session() {
     );
 }
 
-/// Logs in three players and returns them with their `sessions` output.
-fn three_players(game: &Game) -> Vec<(common::Client, String)> {
-    ["Ann", "Ben", "Cat"]
-        .iter()
-        .map(|name| {
-            let mut c = game.connect();
-            c.create_and_login(name, PASSWORD);
-            c.send("sessions");
-            c.expect("Your current session(s):");
-            let table = c.expect("telnet");
-            (c, table)
-        })
-        .collect()
-}
-
-fn assert_still_logged_in(players: &mut [(common::Client, String)]) {
-    for (client, before) in players.iter_mut() {
-        let who = client.who();
-        for name in ["Ann", "Ben", "Cat"] {
-            assert!(who.contains(name), "{name} missing from {who}");
-        }
-        client.send("sessions");
-        client.expect("Your current session(s):");
-        let after = client.expect("telnet");
-        assert_eq!(&after, before, "session ids changed");
-    }
-}
-
 #[test]
 fn reload_keeps_every_player_connected_and_runs_input_typed_meanwhile() {
     // With a link secret: the new Server must authenticate to get the sessions.
     let game = Game::start(&[("GATEHOUSE__PORTAL__LINK_SECRET", "s3cret-link")]);
-    let mut players = three_players(&game);
+    let mut players = three_players(&game, PASSWORD);
     let old_pid = game.server_pid();
     let out = game.cli(&["reload"]);
     assert!(out.status.success(), "{out:?}");
@@ -146,27 +116,6 @@ fn reload_keeps_every_player_connected_and_runs_input_typed_meanwhile() {
         old_pid,
         "the Server process was not replaced"
     );
-    assert_still_logged_in(&mut players);
-}
-
-#[test]
-fn a_server_killed_with_sigkill_is_restarted_and_sessions_are_restored() {
-    let game = Game::start(&[]);
-    let mut players = three_players(&game);
-    let pid = game.server_pid();
-    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill -9");
-    for (client, _) in players.iter_mut() {
-        client.expect("stopped unexpectedly");
-        client.send("who");
-    }
-    for (client, _) in players.iter_mut() {
-        client.expect("Server restarted.");
-        let who = client.expect("logged in.");
-        assert!(who.contains("3 unique accounts logged in."), "{who}");
-    }
-    wait_for("a new Server pid", DEADLINE, || {
-        (game.server_pid() != pid).then_some(())
-    });
     assert_still_logged_in(&mut players);
 }
 

@@ -21,7 +21,7 @@ use crate::actors::portal::handler::{
 };
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::text::to_html;
-use crate::session::{ProtocolFlags, SessionId};
+use crate::session::{without_controls, ProtocolFlags, SessionId};
 
 /// The protocol key of web client sessions.
 pub const PROTOCOL_KEY: &str = "websocket";
@@ -75,7 +75,10 @@ pub fn parse_frame(text: &str) -> Result<ClientFrame, FrameError> {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             });
-            ClientFrame::Input(Input::Text(line.unwrap_or_default()))
+            // A browser can send any character. Line breaks become spaces, so a
+            // `say` cannot show others a line of its own; other controls go.
+            let line = line.unwrap_or_default().replace(['\r', '\n'], " ");
+            ClientFrame::Input(Input::Text(without_controls(line)))
         }
         "websocket_close" => ClientFrame::Close,
         _ => ClientFrame::Input(Input::Oob(OobMessage { name, args, kwargs })),
@@ -368,6 +371,16 @@ mod tests {
         assert_eq!(
             parse_frame(r#"["text"]"#),
             Ok(ClientFrame::Input(Input::Text(String::new())))
+        );
+    }
+
+    #[test]
+    fn a_text_frame_cannot_carry_escapes_or_line_breaks() {
+        assert_eq!(
+            parse_frame(r#"["text", ["say hi\nAdmin shouts, \"reboot\"\u001b[2J\u009b1m"], {}]"#),
+            Ok(ClientFrame::Input(Input::Text(
+                "say hi Admin shouts, \"reboot\"[2J1m".into()
+            )))
         );
     }
 

@@ -34,11 +34,23 @@ pub struct Game {
     pub child: Option<Child>,
     pub telnet_port: u16,
     env: Vec<(String, String)>,
+    /// `run` (Portal supervising its Server) or `portal` (the Portal alone).
+    subcommand: &'static str,
 }
 
 impl Game {
     /// Starts `gatehouse run` in a new temp game dir.
     pub fn start(env: &[(&str, &str)]) -> Self {
+        Self::start_as("run", env)
+    }
+
+    /// Starts `gatehouse portal` alone: no Server until the test starts one with
+    /// [`Game::spawn_server`].
+    pub fn start_portal(env: &[(&str, &str)]) -> Self {
+        Self::start_as("portal", env)
+    }
+
+    fn start_as(subcommand: &'static str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let env = env
             .iter()
@@ -49,6 +61,7 @@ impl Game {
             child: None,
             telnet_port: 0,
             env,
+            subcommand,
         };
         game.launch();
         game
@@ -58,8 +71,8 @@ impl Game {
         self.dir.path()
     }
 
-    /// (Re)starts the Portal in the same game dir and waits until the Server
-    /// is connected.
+    /// (Re)starts the Portal in the same game dir and, unless it runs alone, waits
+    /// until the Server is connected.
     pub fn launch(&mut self) {
         let ports = self.path().join("run/ports.toml");
         let _ = std::fs::remove_file(&ports);
@@ -71,7 +84,7 @@ impl Game {
         let mut cmd = Command::new(bin());
         cmd.arg("--game-dir")
             .arg(self.path())
-            .arg("run")
+            .arg(self.subcommand)
             .env("GATEHOUSE__PORTAL__TELNET_PORTS", "[0]")
             .env("GATEHOUSE__PORTAL__WEB_PORT", "0")
             .env("GATEHOUSE__PORTAL__WEBSOCKET_PORT", "0")
@@ -93,7 +106,46 @@ impl Game {
             let digits: String = line.chars().filter(|c| c.is_ascii_digit()).collect();
             digits.parse().ok()
         });
-        self.wait_server_connected();
+        if self.subcommand == "run" {
+            self.wait_server_connected();
+        }
+    }
+
+    /// Where the Portal's link listens (from `run/ports.toml`).
+    pub fn link_addr(&self) -> String {
+        let text = std::fs::read_to_string(self.path().join("run/ports.toml")).expect("ports");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("link"))
+            .expect("link in ports.toml");
+        line.split('"')
+            .nth(1)
+            .expect("quoted link address")
+            .to_owned()
+    }
+
+    /// Starts `gatehouse server` by itself, connecting to the link at `link_addr`,
+    /// with this game's settings. Killed when dropped.
+    pub fn spawn_server(&self, link_addr: &str) -> ServerProcess {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("test-output.log"))
+            .expect("log file");
+        let mut cmd = Command::new(bin());
+        cmd.arg("--game-dir")
+            .arg(self.path())
+            .arg("server")
+            .env("GATEHOUSE__PORTAL__LINK_ADDR", link_addr)
+            .env("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "true")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        ServerProcess(cmd.spawn().expect("spawn gatehouse server"))
     }
 
     pub fn status(&self) -> String {
@@ -186,6 +238,77 @@ impl Drop for Game {
         if std::thread::panicking() {
             eprintln!("---- game log ----\n{}", self.log());
         }
+    }
+}
+
+/// A `gatehouse server` started by a test; killed when dropped.
+pub struct ServerProcess(pub Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A TCP proxy in front of one address, which the test can cut (every connection
+/// through it is closed, and new ones are closed at once) and restore.
+pub struct Proxy {
+    pub addr: String,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    pub fn start(upstream: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy bind");
+        let addr = listener.local_addr().expect("proxy addr").to_string();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cut2, open2, upstream) = (cut.clone(), open.clone(), upstream.to_owned());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let pairs = [
+                    (
+                        client.try_clone().expect("clone"),
+                        server.try_clone().expect("clone"),
+                    ),
+                    (
+                        server.try_clone().expect("clone"),
+                        client.try_clone().expect("clone"),
+                    ),
+                ];
+                open2.lock().expect("lock").extend([client, server]);
+                for (mut from, mut to) in pairs {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { addr, cut, open }
+    }
+
+    /// Closes every connection through the proxy and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.open.lock().expect("lock").drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Lets new connections through again.
+    pub fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -339,5 +462,35 @@ impl Client {
     pub fn who(&mut self) -> String {
         self.send("who");
         self.expect("logged in.")
+    }
+}
+
+/// Logs in three players and returns them with their `sessions` output.
+pub fn three_players(game: &Game, password: &str) -> Vec<(Client, String)> {
+    ["Ann", "Ben", "Cat"]
+        .iter()
+        .map(|name| {
+            let mut c = game.connect();
+            c.create_and_login(name, password);
+            c.send("sessions");
+            c.expect("Your current session(s):");
+            let table = c.expect("telnet");
+            (c, table)
+        })
+        .collect()
+}
+
+/// Every one of [`three_players`] still sees all three in `who`, with the same
+/// session ids as before.
+pub fn assert_still_logged_in(players: &mut [(Client, String)]) {
+    for (client, before) in players.iter_mut() {
+        let who = client.who();
+        for name in ["Ann", "Ben", "Cat"] {
+            assert!(who.contains(name), "{name} missing from {who}");
+        }
+        client.send("sessions");
+        client.expect("Your current session(s):");
+        let after = client.expect("telnet");
+        assert_eq!(&after, before, "session ids changed");
     }
 }

@@ -310,6 +310,7 @@ impl ServerSession {
                     Ok(Some(refusal)) => return Err(refusal.to_owned()),
                     Err(_) => return Err(DB_UNAVAILABLE.to_owned()),
                 }
+                log::debug!("session {sessid}: checking the password for {name:?}");
                 let record = match answer(db.send(Authenticate { name, password }).await) {
                     Ok(Some(record)) => {
                         handler.do_send(ForgiveAttempt {

@@ -10,6 +10,8 @@
 
 use bytes::BytesMut;
 
+use crate::session::without_controls;
+
 /// Interpret As Command: starts every telnet command; doubled in data.
 pub const IAC: u8 = 255;
 pub const DONT: u8 = 254;
@@ -613,7 +615,9 @@ impl TelnetParser {
         if self.discarding_line {
             self.discarding_line = false;
         } else {
-            let text = decode(&self.line, self.encoding);
+            // C0 controls were dropped byte by byte; C1 controls (0x80-0x9F in Latin-1,
+            // or encoded in UTF-8) are only known once the line is decoded.
+            let text = without_controls(decode(&self.line, self.encoding));
             let limit = self.line_char_limit();
             // The running count assumed valid UTF-8; a line that fell back to Latin-1
             // can decode to more characters than were counted.
@@ -965,6 +969,21 @@ mod tests {
     }
 
     #[test]
+    fn c1_controls_are_dropped_in_either_encoding() {
+        // 0x9B is the 8-bit CSI: "\x9b2J" would clear a listener's screen.
+        assert_eq!(
+            lines(b"say \xc2\x9b2J caf\xc3\xa9\n"),
+            vec![line("say 2J caf\u{e9}")]
+        );
+        let mut p = parser();
+        p.set_encoding(Encoding::Latin1);
+        assert_eq!(
+            feed(&mut p, b"say \x9b2J caf\xe9\n"),
+            vec![line("say 2J caf\u{e9}")]
+        );
+    }
+
+    #[test]
     fn backspace_and_del_erase_previous_character() {
         assert_eq!(lines(b"lookk\x08\n"), vec![line("look")]);
         assert_eq!(lines(b"lookk\x7f\n"), vec![line("look")]);
@@ -1236,7 +1255,7 @@ mod tests {
         // one Latin-1 character each.
         let mut p = TelnetParser::new(limits(3, 0));
         assert_eq!(
-            feed(&mut p, b"\x80\x81\x82\x83\nok\n"),
+            feed(&mut p, b"\xa1\xa2\xa3\xa4\nok\n"),
             vec![
                 TelnetEvent::Error(TelnetError::LineTooLong { limit: 3 }),
                 line("ok")
@@ -1374,8 +1393,9 @@ mod tests {
         let mut input = b"caf\xe9\n".to_vec();
         input.extend_from_slice("caf\u{e9}\n".as_bytes());
         assert_eq!(lines(&input), vec![line("caf\u{e9}"), line("caf\u{e9}")]);
-        // A UTF-8 character cut off by the line end is not valid either.
-        assert_eq!(lines(b"\xe2\x82\n"), vec![line("\u{e2}\u{82}")]);
+        // A UTF-8 character cut off by the line end is not valid either (and its
+        // 0x82 is a C1 control in Latin-1, so it goes).
+        assert_eq!(lines(b"\xe2\x82\n"), vec![line("\u{e2}")]);
     }
 
     #[test]

@@ -1,0 +1,4 @@
+//! Fuzz target: `gatehouse::fuzzing::websocket` (see that function for the properties).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| gatehouse::fuzzing::websocket(data));
