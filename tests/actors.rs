@@ -501,11 +501,14 @@ mod websocket_actor {
         settings.portal.websocket_resume_window = resume_window;
         let handler = portal_handler(settings);
         let data = web::Data::new(handler.clone());
-        let timeout = web::Data::new(timeout);
+        let limits = web::Data::new(websocket::WebSocketLimits {
+            timeout,
+            output_buffer_limit: 1 << 20,
+        });
         let srv = actix_test::start(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(timeout.clone())
+                .app_data(limits.clone())
                 .route("/", web::get().to(websocket::upgrade))
         });
         (srv, handler)

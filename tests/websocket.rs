@@ -249,3 +249,87 @@ async fn a_dropped_web_session_is_resumed_with_its_token_and_only_once() {
     let (_, mut other) = awc::Client::new().ws(url).connect().await.unwrap();
     expect(&mut other, "create &lt;username&gt; &lt;password&gt;").await;
 }
+
+/// Logs a new web account in; answers the connection.
+async fn web_player(game: &Game, name: &str) -> Conn {
+    let mut ws = connect(game).await;
+    expect(&mut ws, "create &lt;username&gt;").await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["create {name} {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["connect {name} {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, r#"["logged_in",[],{}]"#).await;
+    ws
+}
+
+#[actix_rt::test]
+async fn a_tab_that_stops_reading_is_dropped_at_the_output_limit_and_a_reading_one_is_not() {
+    let game = Game::start(&[
+        ("GATEHOUSE__PORTAL__OUTPUT_BUFFER_LIMIT", "65536"),
+        ("GATEHOUSE__PORTAL__MAX_COMMAND_RATE", "0"),
+    ]);
+    let mut telnet = game.connect();
+    telnet.create_and_login("Tess", PASSWORD);
+
+    // A tab that reads everything (and answers pings, as browsers do) may receive
+    // far more than the limit in all.
+    let mut reader = web_player(&game, "Reed").await;
+    let mut received = 0;
+    for n in 0..200 {
+        send(&mut reader, r#"["text", ["help"], {}]"#).await;
+        let marker = format!("marker-{n}");
+        send(&mut reader, &format!(r#"["text", ["{marker}"], {{}}]"#)).await;
+        let wait = async {
+            loop {
+                match reader.next().await {
+                    Some(Ok(Frame::Text(bytes))) => {
+                        received += bytes.len();
+                        if String::from_utf8_lossy(&bytes).contains(&marker) {
+                            break;
+                        }
+                    }
+                    Some(Ok(Frame::Ping(payload))) => {
+                        reader.send(Message::Pong(payload)).await.unwrap();
+                    }
+                    Some(Ok(_)) => {}
+                    other => panic!("the reading tab was dropped: {other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(DEADLINE, wait)
+            .await
+            .expect("the marker");
+    }
+    assert!(received > 4 * 65536, "only {received} bytes");
+
+    // A tab that reads nothing is cut once the limit is unread.
+    let mut stuck = web_player(&game, "Stu").await;
+    let end = tokio::time::Instant::now() + DEADLINE;
+    while !game.log().contains("websocket session") || !game.log().contains("not read") {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the stuck tab was never cut"
+        );
+        let _ = stuck
+            .send(Message::Text(r#"["text", ["help"], {}]"#.into()))
+            .await;
+    }
+    // Its connection is closed behind what it never read. (Its session waits out
+    // the resume window, as for any dropped tab.)
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(end, stuck.next()).await {
+            Ok(Some(Ok(Frame::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the stuck tab's connection stayed open"),
+        }
+    }
+    let who = telnet.who();
+    assert!(who.contains("Reed") && who.contains("Tess"), "{who}");
+}

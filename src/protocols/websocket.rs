@@ -27,6 +27,20 @@ use crate::session::{without_controls, ProtocolFlags, SessionId};
 pub const PROTOCOL_KEY: &str = "websocket";
 /// Pings per timeout period: a tab gets this many chances to answer.
 const PINGS_PER_TIMEOUT: u32 = 3;
+/// Output between two pings that measure what the tab has read (see
+/// [`WebSocketSession::unread`]); at most a quarter of the limit, so that a tab
+/// that reads has the rest of the limit as slack for the pong's round trip.
+const PING_EVERY_BYTES: u64 = 64 * 1024;
+
+/// What bounds one tab's connection, from the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebSocketLimits {
+    /// A tab that has not answered for this long is gone (`portal.websocket_timeout`).
+    pub timeout: Duration,
+    /// Output a tab may leave unread before it is dropped
+    /// (`portal.output_buffer_limit`, as for telnet).
+    pub output_buffer_limit: usize,
+}
 /// The largest frame accepted from a browser.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
@@ -114,16 +128,22 @@ pub struct WebSocketSession {
     address: String,
     handler: Addr<PortalSessionHandler>,
     last_heard: Instant,
-    /// A tab that has not answered for this long is gone (Evennia has no
+    /// A tab that has not answered for `limits.timeout` is gone (Evennia has no
     /// such check; its users saw sessions linger for weeks).
-    timeout: Duration,
+    limits: WebSocketLimits,
+    /// Bytes of text frames written to this tab so far.
+    written: u64,
+    /// `written` when the last ping went out; each ping carries it.
+    pinged_at: u64,
+    /// The highest `written` a pong has echoed: the tab has read that far.
+    read_up_to: u64,
 }
 
 impl WebSocketSession {
     pub fn new(
         address: String,
         handler: Addr<PortalSessionHandler>,
-        timeout: Duration,
+        limits: WebSocketLimits,
         resume: Option<String>,
     ) -> Self {
         Self {
@@ -134,7 +154,41 @@ impl WebSocketSession {
             address,
             handler,
             last_heard: Instant::now(),
-            timeout,
+            limits,
+            written: 0,
+            pinged_at: 0,
+            read_up_to: 0,
+        }
+    }
+
+    /// Output the tab has not read yet, as far as pings can tell: a pong echoes the
+    /// byte count its ping carried, and a browser answers a ping only after reading
+    /// everything sent before it. The web server's own buffers give no such count.
+    fn unread(&self) -> u64 {
+        self.written - self.read_up_to
+    }
+
+    fn ping(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.pinged_at = self.written;
+        ctx.ping(&self.written.to_be_bytes());
+    }
+
+    /// Writes one text frame; drops a tab that has left more than the limit unread.
+    fn send_text(&mut self, frame: String, ctx: &mut ws::WebsocketContext<Self>) {
+        self.written += frame.len() as u64;
+        ctx.text(frame);
+        let ping_every = PING_EVERY_BYTES.min(self.limits.output_buffer_limit as u64 / 4);
+        if self.written - self.pinged_at >= ping_every {
+            self.ping(ctx);
+        }
+        if self.unread() > self.limits.output_buffer_limit as u64 {
+            log::warn!(
+                "websocket session {:?} from {}: {} bytes of output not read; disconnecting",
+                self.sessid,
+                self.address,
+                self.unread()
+            );
+            ctx.stop();
         }
     }
 }
@@ -149,9 +203,9 @@ impl WebSocketSession {
             self.handler
                 .send(IssueToken { sessid })
                 .into_actor(self)
-                .map(|token, _, ctx| {
+                .map(|token, act, ctx| {
                     if let Ok(Some(token)) = token {
-                        ctx.text(json!(["session_token", [token], {}]).to_string());
+                        act.send_text(json!(["session_token", [token], {}]).to_string(), ctx);
                     }
                 }),
         );
@@ -203,15 +257,15 @@ impl Actor for WebSocketSession {
                     act.connection = connection;
                     if resumed {
                         let back = "(Reconnected: you are back in your session.)";
-                        ctx.text(json!(["text", [back], {"type": "system"}]).to_string());
+                        act.send_text(json!(["text", [back], {"type": "system"}]).to_string(), ctx);
                     }
                     act.send_token(ctx);
                 }
                 None => ctx.stop(),
             }),
         );
-        ctx.run_interval(self.timeout / PINGS_PER_TIMEOUT, |act, ctx| {
-            if act.last_heard.elapsed() > act.timeout {
+        ctx.run_interval(self.limits.timeout / PINGS_PER_TIMEOUT, |act, ctx| {
+            if act.last_heard.elapsed() > act.limits.timeout {
                 log::info!(
                     "websocket session {:?} from {}: no answer to pings; closing",
                     act.sessid,
@@ -219,7 +273,7 @@ impl Actor for WebSocketSession {
                 );
                 ctx.stop();
             } else {
-                ctx.ping(b"");
+                act.ping(ctx);
             }
         });
     }
@@ -271,7 +325,14 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSocketSession 
                 "Malformed message: binary frames are not understood",
             )),
             ws::Message::Ping(bytes) => ctx.pong(&bytes),
-            ws::Message::Pong(_) | ws::Message::Nop | ws::Message::Continuation(_) => {}
+            ws::Message::Pong(bytes) => {
+                if let Ok(count) = <[u8; 8]>::try_from(&bytes[..]) {
+                    // Never beyond what was written: a pong cannot forge room.
+                    let count = u64::from_be_bytes(count).min(self.written);
+                    self.read_up_to = self.read_up_to.max(count);
+                }
+            }
+            ws::Message::Nop | ws::Message::Continuation(_) => {}
             ws::Message::Close(reason) => {
                 // A page that closes on purpose (1000, or 1001 when the tab
                 // goes away) ends its session; any other code leaves it to
@@ -293,7 +354,7 @@ impl Handler<ToSession> for WebSocketSession {
         match msg {
             ToSession::Output(output) => {
                 if let Some(frame) = encode_output(&output) {
-                    ctx.text(frame);
+                    self.send_text(frame, ctx);
                 }
             }
             ToSession::Flags(_) => {}
@@ -322,7 +383,7 @@ pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
     handler: web::Data<Addr<PortalSessionHandler>>,
-    timeout: web::Data<Duration>,
+    limits: web::Data<WebSocketLimits>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let address = req
         .peer_addr()
@@ -336,7 +397,7 @@ pub async fn upgrade(
         WebSocketSession::new(
             address,
             handler.get_ref().clone(),
-            *timeout.get_ref(),
+            *limits.get_ref(),
             resume,
         ),
         &req,

@@ -27,6 +27,7 @@ use crate::control::{BoundPorts, GameDir, PORTAL_PID_FILE, PORTS_FILE, SESSID_FI
 use crate::protocols::telnet::mssp::MsspInfo;
 use crate::protocols::telnet::{self, TelnetConfig, TelnetSessionLimits};
 use crate::protocols::tls::{self, TlsError};
+use crate::protocols::websocket::WebSocketLimits;
 use crate::session::now_millis;
 use crate::settings::{Settings, SettingsError};
 use handler::{BeginReload, BeginShutdown, CloseAllSessions, PortalSessionHandler};
@@ -183,7 +184,10 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         websocket_listener,
         handler.clone(),
         &settings.server.name,
-        std::time::Duration::from_secs(settings.portal.websocket_timeout),
+        WebSocketLimits {
+            timeout: std::time::Duration::from_secs(settings.portal.websocket_timeout),
+            output_buffer_limit: settings.portal.output_buffer_limit,
+        },
     )?;
 
     let mut tasks = Vec::new();

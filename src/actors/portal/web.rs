@@ -70,9 +70,9 @@ pub fn start(
     websocket_listener: std::net::TcpListener,
     handler: Addr<PortalSessionHandler>,
     game_name: &str,
-    websocket_timeout: std::time::Duration,
+    websocket_limits: websocket::WebSocketLimits,
 ) -> std::io::Result<Vec<ServerHandle>> {
-    let timeout = web::Data::new(websocket_timeout);
+    let limits = web::Data::new(websocket_limits);
     let page = web::Data::new(PageInfo::new(
         game_name,
         websocket_listener.local_addr()?.port(),
@@ -82,7 +82,7 @@ pub fn start(
     let websocket_server = HttpServer::new(move || {
         App::new()
             .app_data(ws_data.clone())
-            .app_data(timeout.clone())
+            .app_data(limits.clone())
             .route("/", web::get().to(websocket::upgrade))
             .route("/websocket", web::get().to(websocket::upgrade))
     })
