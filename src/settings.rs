@@ -91,7 +91,8 @@ pub struct PortalSettings {
     pub link_addr: String,
     /// Required when `link_addr` is not a loopback address.
     pub link_secret: String,
-    /// New connections released to the Server per second; excess waits in a queue.
+    /// New connections released to the Server per second from one address (IPv4, or
+    /// IPv6 /64); the excess waits in that address's queue.
     pub max_connection_rate: f64,
     /// Input lines per session per second; excess is dropped with a warning. `<= 0` turns it off.
     pub max_command_rate: f64,

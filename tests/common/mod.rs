@@ -321,7 +321,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Self::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    /// A client on a connection the test made itself.
+    pub fn from_stream(stream: TcpStream) -> Self {
         stream
             .set_read_timeout(Some(Duration::from_millis(50)))
             .expect("timeout");

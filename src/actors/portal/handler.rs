@@ -17,7 +17,7 @@ use actix::prelude::*;
 use tokio::sync::mpsc;
 
 use super::limits::{
-    queued_message, too_long, CommandRate, ConnectionPacer, RateVerdict, COMMAND_RATE_WARNING,
+    queued_message, too_long, CommandRate, ConnectionQueue, RateVerdict, COMMAND_RATE_WARNING,
     INPUT_QUEUE_FULL_WARNING, LOGIN_TIMEOUT_MESSAGE, MAX_CHAR_LIMIT_WARNING,
     TOO_MANY_UNAUTHENTICATED_MESSAGE,
 };
@@ -239,8 +239,7 @@ pub struct PortalSessionHandler {
     settings: Settings,
     ids: SessionIdAllocator,
     sessions: HashMap<SessionId, PortalSession>,
-    connect_queue: VecDeque<SessionId>,
-    pacer: ConnectionPacer,
+    connect_queue: ConnectionQueue,
     release_scheduled: bool,
     server: ServerState,
     reload_requested: bool,
@@ -262,11 +261,10 @@ impl PortalSessionHandler {
     ) -> Self {
         let started = now_millis();
         Self {
-            pacer: ConnectionPacer::new(settings.portal.max_connection_rate),
+            connect_queue: ConnectionQueue::new(settings.portal.max_connection_rate),
             settings,
             ids,
             sessions: HashMap::new(),
-            connect_queue: VecDeque::new(),
             release_scheduled: false,
             server: ServerState::Away(Away::NeverStarted),
             reload_requested: false,
@@ -320,26 +318,14 @@ impl PortalSessionHandler {
         }
     }
 
-    /// Releases queued connections to the Server at the configured pace.
+    /// Releases queued connections to the Server, each source at the configured pace.
     fn release_queued(&mut self, ctx: &mut Context<Self>) {
-        while self.link().is_some() {
-            let Some(&sessid) = self.connect_queue.front() else {
-                return;
-            };
-            if let Err(wait) = self.pacer.try_release(Instant::now()) {
-                if !self.release_scheduled {
-                    self.release_scheduled = true;
-                    ctx.run_later(wait, |act, ctx| {
-                        act.release_scheduled = false;
-                        act.release_queued(ctx);
-                    });
-                }
-                return;
-            }
-            self.connect_queue.pop_front();
-            let (Some(session), ServerState::Up { link, .. }) =
-                (self.sessions.get_mut(&sessid), &self.server)
-            else {
+        let Some(link) = self.link().cloned() else {
+            return;
+        };
+        let (ready, next) = self.connect_queue.release(Instant::now());
+        for sessid in ready {
+            let Some(session) = self.sessions.get_mut(&sessid) else {
                 continue;
             };
             session.released = true;
@@ -348,7 +334,16 @@ impl PortalSessionHandler {
                 session: session.record.clone(),
             }));
             while let Some(input) = session.pending.pop_front() {
-                session.forward(input, &self.settings.server.idle_command, link);
+                session.forward(input, &self.settings.server.idle_command, &link);
+            }
+        }
+        if let Some(wait) = next {
+            if !self.release_scheduled {
+                self.release_scheduled = true;
+                ctx.run_later(wait, |act, ctx| {
+                    act.release_scheduled = false;
+                    act.release_queued(ctx);
+                });
             }
         }
     }
@@ -420,7 +415,7 @@ impl PortalSessionHandler {
     /// Removes a session from the registry and returns it.
     fn forget(&mut self, sessid: SessionId) -> Option<PortalSession> {
         let session = self.sessions.remove(&sessid)?;
-        self.connect_queue.retain(|id| *id != sessid);
+        self.connect_queue.remove(&session.source, sessid);
         self.check_close_waiters();
         Some(session)
     }
@@ -583,7 +578,7 @@ impl Handler<OpenSession> for PortalSessionHandler {
                 endpoint: msg.endpoint,
                 record,
                 released: false,
-                source,
+                source: source.clone(),
                 released_at: None,
                 rate: CommandRate::new(Instant::now()),
                 pending: VecDeque::new(),
@@ -593,14 +588,13 @@ impl Handler<OpenSession> for PortalSessionHandler {
                 detached: None,
             },
         );
-        self.connect_queue.push_back(sessid);
+        self.connect_queue.push(&source, sessid);
         if self.link().is_none() {
             self.tell(sessid, SERVER_AWAY_MESSAGE);
         }
         self.release_queued(ctx);
-        if let Some(index) = self.connect_queue.iter().position(|id| *id == sessid) {
+        if let Some(wait) = self.connect_queue.wait_estimate_secs(&source, sessid) {
             if self.link().is_some() {
-                let wait = self.pacer.wait_estimate_secs(index + 1);
                 self.tell(sessid, &queued_message(&self.settings.server.name, wait));
             }
         }

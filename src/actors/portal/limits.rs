@@ -1,10 +1,13 @@
 //! The Portal's input limits as plain logic (no actors, no clock of their own):
-//! the per-session command rate, the connection release pace, and the texts a
-//! player sees when a limit applies.
+//! the per-session command rate, the per-source connection queue and its pace, and
+//! the texts a player sees when a limit applies.
 //!
 //! Time is passed in, so every rule is unit tested without waiting.
 
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use crate::session::SessionId;
 
 /// Sent when a line is longer than `portal.max_char_limit` (Evennia's text).
 pub const MAX_CHAR_LIMIT_WARNING: &str =
@@ -107,9 +110,108 @@ impl ConnectionPacer {
         }
     }
 
+    /// True while the last release's slot has not run out.
+    fn is_busy(&self, now: Instant) -> bool {
+        self.next_slot.is_some_and(|slot| slot > now)
+    }
+
     /// Seconds a connection at queue position `position` (1-based) waits.
     pub fn wait_estimate_secs(&self, position: usize) -> u64 {
         (self.interval.as_secs_f64() * position as f64).ceil() as u64
+    }
+}
+
+/// New connections waiting to be released to the game: one queue per source (the
+/// IPv4 address or IPv6 /64 of [`crate::session::source_key`]), each released at
+/// `max_connection_rate`. A flood from one address waits behind itself; a player
+/// from anywhere else is let in at once. Nobody is dropped.
+#[derive(Debug)]
+pub struct ConnectionQueue {
+    max_per_second: f64,
+    sources: HashMap<String, SourceQueue>,
+    waiting: usize,
+}
+
+#[derive(Debug)]
+struct SourceQueue {
+    pacer: ConnectionPacer,
+    waiting: VecDeque<SessionId>,
+}
+
+impl ConnectionQueue {
+    /// `max_per_second <= 0` releases every connection at once.
+    pub fn new(max_per_second: f64) -> Self {
+        Self {
+            max_per_second,
+            sources: HashMap::new(),
+            waiting: 0,
+        }
+    }
+
+    pub fn push(&mut self, source: &str, sessid: SessionId) {
+        let max = self.max_per_second;
+        self.sources
+            .entry(source.to_owned())
+            .or_insert_with(|| SourceQueue {
+                pacer: ConnectionPacer::new(max),
+                waiting: VecDeque::new(),
+            })
+            .waiting
+            .push_back(sessid);
+        self.waiting += 1;
+    }
+
+    /// Forgets a connection that closed while it waited.
+    pub fn remove(&mut self, source: &str, sessid: SessionId) {
+        if let Some(queue) = self.sources.get_mut(source) {
+            let before = queue.waiting.len();
+            queue.waiting.retain(|id| *id != sessid);
+            self.waiting -= before - queue.waiting.len();
+        }
+    }
+
+    /// Connections waiting, from every source.
+    pub fn len(&self) -> usize {
+        self.waiting
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting == 0
+    }
+
+    /// Takes every connection whose source has a free slot now, oldest first; also
+    /// answers how long until the next one is due (`None`: nothing waits).
+    pub fn release(&mut self, now: Instant) -> (Vec<SessionId>, Option<Duration>) {
+        let mut ready = Vec::new();
+        let mut next: Option<Duration> = None;
+        for queue in self.sources.values_mut() {
+            while let Some(&sessid) = queue.waiting.front() {
+                match queue.pacer.try_release(now) {
+                    Ok(()) => {
+                        queue.waiting.pop_front();
+                        ready.push(sessid);
+                    }
+                    Err(wait) => {
+                        next = Some(next.map_or(wait, |n| n.min(wait)));
+                        break;
+                    }
+                }
+            }
+        }
+        self.waiting -= ready.len();
+        // A source with nobody waiting and no slot still running is forgotten: its
+        // next connection would be released at once either way.
+        self.sources
+            .retain(|_, q| !q.waiting.is_empty() || q.pacer.is_busy(now));
+        ready.sort();
+        (ready, next)
+    }
+
+    /// Seconds `sessid` still waits, if it is queued.
+    pub fn wait_estimate_secs(&self, source: &str, sessid: SessionId) -> Option<u64> {
+        let queue = self.sources.get(source)?;
+        let index = queue.waiting.iter().position(|id| *id == sessid)?;
+        Some(queue.pacer.wait_estimate_secs(index + 1))
     }
 }
 
@@ -163,6 +265,44 @@ mod tests {
         assert_eq!(wait, Duration::from_millis(500));
         assert!(pacer.try_release(t0 + Duration::from_millis(500)).is_ok());
         assert_eq!(pacer.wait_estimate_secs(3), 2);
+    }
+
+    #[test]
+    fn each_source_waits_behind_itself_only() {
+        let t0 = Instant::now();
+        let mut queue = ConnectionQueue::new(1.0);
+        for id in 1..=3 {
+            queue.push("198.51.100.7", SessionId(id));
+        }
+        queue.push("2001:db8:1:2::", SessionId(4));
+        let (ready, next) = queue.release(t0);
+        assert_eq!(ready, vec![SessionId(1), SessionId(4)]);
+        assert_eq!(next, Some(Duration::from_secs(1)));
+        assert_eq!(queue.len(), 2);
+        assert_eq!(
+            queue.wait_estimate_secs("198.51.100.7", SessionId(3)),
+            Some(2)
+        );
+        // A newcomer from a third address does not queue behind the flood.
+        queue.push("203.0.113.9", SessionId(5));
+        assert_eq!(queue.release(t0).0, vec![SessionId(5)]);
+        // One that closed while waiting is forgotten.
+        queue.remove("198.51.100.7", SessionId(3));
+        let (ready, next) = queue.release(t0 + Duration::from_secs(1));
+        assert_eq!(ready, vec![SessionId(2)]);
+        assert_eq!(next, None);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_zero_rate_releases_everyone_at_once() {
+        let t0 = Instant::now();
+        let mut queue = ConnectionQueue::new(0.0);
+        for id in 1..=100 {
+            queue.push("198.51.100.7", SessionId(id));
+        }
+        assert_eq!(queue.release(t0).0.len(), 100);
+        assert!(queue.is_empty());
     }
 
     #[test]
