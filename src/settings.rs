@@ -98,6 +98,10 @@ pub struct PortalSettings {
     pub max_command_rate: f64,
     /// Longest accepted input line in characters; longer lines are refused. `0` turns it off.
     pub max_char_limit: usize,
+    /// Bytes per second read from one telnet connection after a burst of four
+    /// seconds' worth; more is read later (TCP makes the client wait), never dropped.
+    /// `0` turns it off.
+    pub max_input_rate: usize,
     /// Bytes queued to a client that does not read before it is disconnected.
     pub output_buffer_limit: usize,
     /// Input lines kept per session while the Server is away (reload, crash).
@@ -131,6 +135,7 @@ impl Default for PortalSettings {
             max_connection_rate: 2.0,
             max_command_rate: 80.0,
             max_char_limit: 6000,
+            max_input_rate: 16_384,
             output_buffer_limit: 1_048_576,
             input_queue_limit: 100,
             websocket_timeout: 30,

@@ -282,3 +282,35 @@ fn bad_options_are_refused_with_a_reason() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--port"), "{stderr}");
 }
+
+#[test]
+fn a_command_flood_from_another_address_is_cut_while_the_players_carry_on() {
+    // The shipped limits, spelled out; the players each come from their own
+    // address, the flood from one more.
+    let report = bench(&[
+        "--spawn",
+        "--set",
+        "portal.max_connection_rate=2",
+        "--set",
+        "portal.max_command_rate=80",
+        "--spread-sources",
+        "--clients",
+        "10",
+        "--ramp",
+        "1",
+        "--duration",
+        "3",
+        "--pace",
+        "100-300",
+        "--flood",
+        "commands",
+        "--flood-clients",
+        "3",
+    ]);
+    assert_eq!(number(&report, "/errors"), 0, "{report:#}");
+    assert_eq!(number(&report, "/run/logged_in"), 10, "{report:#}");
+    assert_eq!(report["run"]["flood"]["kind"], "commands", "{report:#}");
+    assert_eq!(report["run"]["flood"]["from"], "127.0.0.2", "{report:#}");
+    assert!(number(&report, "/run/flood/lines_sent") > 1000, "{report:#}");
+    assert!(number(&report, "/run/flood/warnings") > 0, "{report:#}");
+}

@@ -158,9 +158,31 @@ pub struct Player {
     lines: u64,
 }
 
+/// Connects to `addr`, from the local address `from` when one is given (a test or
+/// bench on one machine plays several clients' addresses from 127.0.0.0/8).
+pub async fn connect_tcp(
+    addr: SocketAddr,
+    from: Option<std::net::IpAddr>,
+) -> std::io::Result<TcpStream> {
+    let Some(from) = from else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
+}
+
 impl Player {
-    pub async fn connect(addr: SocketAddr, exits_prefix: &str) -> std::io::Result<Self> {
-        let stream = TcpStream::connect(addr).await?;
+    /// Connects to `addr`, from the address `from` when one is given.
+    pub async fn connect(
+        addr: SocketAddr,
+        from: Option<std::net::IpAddr>,
+        exits_prefix: &str,
+    ) -> std::io::Result<Self> {
+        let stream = connect_tcp(addr, from).await?;
         stream.set_nodelay(true)?;
         Ok(Self {
             stream,

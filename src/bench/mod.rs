@@ -17,14 +17,15 @@
 
 pub mod client;
 pub mod echo;
+pub mod flood;
 pub mod report;
 pub mod stats;
 pub mod target;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,7 +55,12 @@ pub struct BenchOptions {
     #[arg(long, value_name = "DIR", requires = "spawn")]
     pub spawn_dir: Option<PathBuf>,
     /// A setting for the spawned game, as section.key=value (repeatable).
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE", requires = "spawn")]
+    #[arg(
+        long = "set",
+        id = "set",
+        value_name = "SECTION.KEY=VALUE",
+        requires = "spawn"
+    )]
     pub settings: Vec<String>,
     /// Game dir of a running gatehouse: its pid files give the processes to
     /// watch (and to reload).
@@ -101,6 +107,21 @@ pub struct BenchOptions {
     /// Seconds over which the storm's logins are spread (0: all at once).
     #[arg(long, default_value_t = 0.0, value_name = "SECS")]
     pub storm_over: f64,
+    /// Throw this flood from --flood-from while the players are measured.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub flood: Option<flood::FloodKind>,
+    /// Clients throwing the flood.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub flood_clients: usize,
+    /// The address the flood comes from (a loopback address other than the
+    /// players' own, when the target is on this machine).
+    #[arg(long, default_value = "127.0.0.2", value_name = "ADDR")]
+    pub flood_from: IpAddr,
+    /// Each player connects from an address of its own in 127.1.0.0/16, so that
+    /// per-address limits (connection pacing) see every player apart. For targets
+    /// on this machine.
+    #[arg(long)]
+    pub spread_sources: bool,
     /// Also drive an in-process line-echo server with the same players and
     /// report the run's rate as a share of it.
     #[arg(long)]
@@ -230,6 +251,8 @@ struct Plan {
     keepalive: Duration,
     reload_at: Option<Duration>,
     storm: Option<(usize, Duration, Duration)>,
+    flood: Option<flood::FloodPlan>,
+    spread_sources: bool,
     progress: bool,
 }
 
@@ -356,8 +379,8 @@ fn plan_of(
         label,
         login_needed: !script.connect.is_empty(),
         create: !o.existing && !script.create.is_empty(),
-        script,
-        prefix,
+        script: script.clone(),
+        prefix: prefix.clone(),
         clients: o.clients,
         ramp: seconds(o.ramp, "--ramp")?,
         duration,
@@ -368,6 +391,15 @@ fn plan_of(
         keepalive: seconds(o.keepalive_secs, "--keepalive-secs")?,
         reload_at: o.reload_at.map(|s| seconds(s, "--reload-at")).transpose()?,
         storm,
+        flood: o.flood.map(|kind| flood::FloodPlan {
+            kind,
+            clients: o.flood_clients,
+            from: o.flood_from,
+            target: addr,
+            script: script.clone(),
+            prefix: prefix.clone(),
+        }),
+        spread_sources: o.spread_sources,
         progress: !o.json,
     })
 }
@@ -429,12 +461,25 @@ struct Shared {
     others_during_storm: LatencyRecorder,
     /// Completion times (µs from origin) after a reload signal.
     completions_after_reload: Mutex<Vec<u64>>,
+    /// Connections made so far, for --spread-sources.
+    connections_made: AtomicU32,
 }
 
 /// Actions sent this long after the reload signal count as "during the reload".
 const RELOAD_WINDOW: Duration = Duration::from_secs(5);
 
 impl Shared {
+    /// Where a player's next connection comes from: with --spread-sources an
+    /// address of its own in 127.1.0.0/16, otherwise the system's choice.
+    fn player_source(&self) -> Option<IpAddr> {
+        if !self.plan.spread_sources {
+            return None;
+        }
+        let n = self.connections_made.fetch_add(1, Ordering::Relaxed);
+        let [_, _, high, low] = (n % 65_000 + 1).to_be_bytes();
+        Some(IpAddr::V4(Ipv4Addr::new(127, 1, high, low)))
+    }
+
     fn micros(&self, at: Instant) -> u64 {
         u64::try_from(at.duration_since(self.origin).as_micros()).unwrap_or(UNSET - 1)
     }
@@ -503,6 +548,7 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
         storm_login_latency: LatencyRecorder::new(),
         others_during_storm: LatencyRecorder::new(),
         completions_after_reload: Mutex::new(Vec::new()),
+        connections_made: AtomicU32::new(0),
     });
     let plan = &shared.plan;
     let progress = report::Progress::new(plan.progress, plan.duration);
@@ -545,6 +591,10 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
         .window_start
         .store(shared.micros(window_start), Ordering::Release);
     progress.phase("measuring");
+    let flooding = plan
+        .flood
+        .clone()
+        .map(|flood| tokio::spawn(flood::run(flood, shared.release.subscribe())));
     let window_end = window_start + plan.duration;
     let reload_time = plan.reload_at.map(|d| window_start + d);
     let storm_time = plan.storm.map(|(_, at, _)| window_start + at);
@@ -581,6 +631,10 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
     let end = Snapshot::take(&pids);
     let held = read(&counters.connected);
     shared.release.send_replace(true);
+    let flood = match flooding {
+        Some(task) => task.await.ok(),
+        None => None,
+    };
     progress.phase("finishing");
     // Players stop at the window's end; one still waiting for a reply
     // gives up at its timeout.
@@ -591,7 +645,9 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
     tasks.abort_all();
     progress.finish();
 
-    Ok(build_report(&shared, &before, &start, &end, held))
+    let mut report = build_report(&shared, &before, &start, &end, held);
+    report.flood = flood;
+    Ok(report)
 }
 
 fn build_report(
@@ -657,6 +713,7 @@ fn build_report(
         .filter(|_| !before.processes.is_empty()),
         reload,
         storm,
+        flood: None,
     }
 }
 
@@ -672,7 +729,8 @@ async fn log_in(
     let script = &plan.script;
     let c = &shared.counters;
     let began = Instant::now();
-    let Ok(mut player) = Player::connect(plan.addr, &script.exits_prefix).await else {
+    let from = shared.player_source();
+    let Ok(mut player) = Player::connect(plan.addr, from, &script.exits_prefix).await else {
         c.connect_failures.fetch_add(1, Ordering::Relaxed);
         return None;
     };
@@ -733,7 +791,9 @@ async fn create_storm_accounts(shared: &Arc<Shared>, count: usize) {
             let script = &plan.script;
             let name = account_name(&plan.prefix, "s", index);
             let deadline = Instant::now() + plan.login_timeout;
-            let Ok(mut player) = Player::connect(plan.addr, &script.exits_prefix).await else {
+            let from = shared.player_source();
+            let Ok(mut player) = Player::connect(plan.addr, from, &script.exits_prefix).await
+            else {
                 return;
             };
             if !script.greeting.is_empty()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use super::flood::FloodReport;
 use super::stats::LatencySummary;
 use super::target::ProcessUsage;
 use super::{read, Counters};
@@ -82,6 +83,7 @@ pub struct RunReport {
     pub rss_per_session_kib: Option<f64>,
     pub reload: Option<ReloadReport>,
     pub storm: Option<StormReport>,
+    pub flood: Option<FloodReport>,
 }
 
 impl RunReport {
@@ -175,6 +177,22 @@ impl fmt::Display for RunReport {
             )?;
             latency_line(f, "storm logins", &s.login_latency)?;
             latency_line(f, "others during storm", &s.others_latency)?;
+        }
+        if let Some(fl) = &self.flood {
+            writeln!(
+                f,
+                "  flood {:?} from {} by {} clients: {} connections, {} closed by the server, \
+                 {} lines and {} bytes sent, {} warnings, {} bytes received",
+                fl.kind,
+                fl.from,
+                fl.clients,
+                fl.connections,
+                fl.closed_by_server,
+                fl.lines_sent,
+                fl.bytes_sent,
+                fl.warnings,
+                fl.bytes_received
+            )?;
         }
         Ok(())
     }

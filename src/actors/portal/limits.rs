@@ -74,6 +74,49 @@ impl CommandRate {
     }
 }
 
+/// Paces how fast one connection's input is read: `rate` bytes per second after a
+/// burst of four seconds' worth. Input beyond it is read later, never dropped, so
+/// TCP makes a flooder wait and the Portal spends nothing on what it has not read.
+#[derive(Debug, Clone)]
+pub struct InputPacer {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+/// Seconds of input the burst holds.
+const INPUT_BURST_SECS: f64 = 4.0;
+
+impl InputPacer {
+    /// `rate` in bytes per second; `0` turns pacing off.
+    pub fn new(rate: usize, now: Instant) -> Self {
+        let rate = rate as f64;
+        let burst = rate * INPUT_BURST_SECS;
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Counts `bytes` just read; answers how long to wait before reading more.
+    pub fn spend(&mut self, bytes: usize, now: Instant) -> Duration {
+        if self.rate <= 0.0 {
+            return Duration::ZERO;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst) - bytes as f64;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
 /// True when `line` breaks `portal.max_char_limit` (`0` turns it off).
 pub fn too_long(line: &str, max_chars: usize) -> bool {
     max_chars > 0 && line.chars().count() > max_chars
@@ -265,6 +308,21 @@ mod tests {
         assert_eq!(wait, Duration::from_millis(500));
         assert!(pacer.try_release(t0 + Duration::from_millis(500)).is_ok());
         assert_eq!(pacer.wait_estimate_secs(3), 2);
+    }
+
+    #[test]
+    fn input_is_read_at_the_rate_after_a_burst() {
+        let t0 = Instant::now();
+        let mut pacer = InputPacer::new(1000, t0);
+        // Four seconds' worth goes through at once...
+        assert_eq!(pacer.spend(4000, t0), Duration::ZERO);
+        // ...then reading waits as long as the excess takes at the rate.
+        assert_eq!(pacer.spend(500, t0), Duration::from_millis(500));
+        let later = t0 + Duration::from_millis(1500);
+        assert_eq!(pacer.spend(1000, later), Duration::ZERO);
+        // Off: never waits.
+        let mut off = InputPacer::new(0, t0);
+        assert_eq!(off.spend(usize::MAX / 2, t0), Duration::ZERO);
     }
 
     #[test]

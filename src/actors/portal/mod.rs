@@ -205,6 +205,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         limits: TelnetSessionLimits {
             max_line_chars: settings.portal.max_char_limit,
             output_buffer_limit: settings.portal.output_buffer_limit,
+            max_input_rate: settings.portal.max_input_rate,
         },
         mssp: MsspInfo {
             name: settings.server.name.clone(),

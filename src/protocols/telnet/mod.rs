@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -33,7 +34,7 @@ use crate::actors::portal::handler::{
     OpenSession, PortalSessionHandler, SessionClosed, SessionFlagsChanged, SessionInput, ToSession,
 };
 use crate::actors::portal::limits::{
-    CommandRate, RateVerdict, COMMAND_RATE_WARNING, MAX_CHAR_LIMIT_WARNING,
+    CommandRate, InputPacer, RateVerdict, COMMAND_RATE_WARNING, MAX_CHAR_LIMIT_WARNING,
 };
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::text::{to_ansi, RenderOptions};
@@ -76,6 +77,8 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 pub struct TelnetSessionLimits {
     pub max_line_chars: usize,
     pub output_buffer_limit: usize,
+    /// `portal.max_input_rate`: bytes per second read from the client (0: no limit).
+    pub max_input_rate: usize,
 }
 
 /// What every telnet session of one Portal shares.
@@ -121,6 +124,31 @@ pub struct TelnetSession {
     first_line: bool,
 }
 
+/// The socket's input as a stream of reads, paced by an [`InputPacer`]: after a read
+/// that spent more than the budget, the next read waits, so a flood stays in the
+/// client's own buffers and the kernel's instead of costing the Portal CPU.
+fn paced_reads<R>(read: R, rate: usize) -> impl Stream<Item = std::io::Result<Bytes>>
+where
+    R: AsyncRead + Unpin + 'static,
+{
+    let state = (
+        ReaderStream::new(read),
+        InputPacer::new(rate, Instant::now()),
+        Duration::ZERO,
+    );
+    futures_util::stream::unfold(state, |(mut reads, mut pacer, wait)| async move {
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let chunk = reads.next().await?;
+        let wait = match &chunk {
+            Ok(bytes) => pacer.spend(bytes.len(), tokio::time::Instant::now().into_std()),
+            Err(_) => Duration::ZERO,
+        };
+        Some((chunk, (reads, pacer, wait)))
+    })
+}
+
 impl TelnetSession {
     /// Starts the actor for an accepted connection.
     pub fn start<S>(
@@ -135,7 +163,7 @@ impl TelnetSession {
     {
         Self::create(move |ctx| {
             let (read, write) = tokio::io::split(stream);
-            ctx.add_stream(ReaderStream::new(read));
+            ctx.add_stream(paced_reads(read, config.limits.max_input_rate));
             let (out, writer) = Outbound::spawn(write);
             let mut parser = TelnetParser::new(TelnetLimits {
                 max_line_chars: config.limits.max_line_chars,
@@ -599,6 +627,26 @@ pub async fn accept_clients(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_is_read_at_the_input_rate_and_nothing_is_dropped() {
+        use tokio::io::AsyncWriteExt;
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        client.write_all(&[b'x'; 10_000]).await.unwrap();
+        drop(client);
+        let started = tokio::time::Instant::now();
+        let mut reads = std::pin::pin!(paced_reads(server, 1000));
+        let mut total = 0;
+        while let Some(chunk) = reads.next().await {
+            total += chunk.unwrap().len();
+        }
+        assert_eq!(total, 10_000);
+        // 4,000 bytes of burst, then 1,000 per second: the last read starts after
+        // about six seconds (of the test's virtual clock).
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(5_500), "{took:?}");
+        assert!(took <= Duration::from_millis(6_500), "{took:?}");
+    }
 
     #[test]
     fn http_request_lines_are_recognised_and_commands_are_not() {
