@@ -311,6 +311,9 @@ fn a_command_flood_from_another_address_is_cut_while_the_players_carry_on() {
     assert_eq!(number(&report, "/run/logged_in"), 10, "{report:#}");
     assert_eq!(report["run"]["flood"]["kind"], "commands", "{report:#}");
     assert_eq!(report["run"]["flood"]["from"], "127.0.0.2", "{report:#}");
-    assert!(number(&report, "/run/flood/lines_sent") > 1000, "{report:#}");
+    assert!(
+        number(&report, "/run/flood/lines_sent") > 1000,
+        "{report:#}"
+    );
     assert!(number(&report, "/run/flood/warnings") > 0, "{report:#}");
 }

@@ -123,3 +123,86 @@ fn a_connection_flood_from_one_address_queues_only_that_address() {
         game.status().contains("sessions = 7").then_some(())
     });
 }
+
+/// Reads one link frame (4-byte big-endian length, then MessagePack).
+fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let mut frame = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut frame)?;
+    Ok(frame)
+}
+
+/// True once the peer has closed `stream` (reads end), within the deadline.
+fn closed_by_peer(stream: &mut TcpStream) -> bool {
+    use std::io::Read;
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut sink = [0u8; 1024];
+    loop {
+        match stream.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+}
+
+#[test]
+fn strangers_on_the_link_port_are_refused_and_nobody_notices() {
+    use gatehouse::protocols::link::{
+        encode_frame, LinkRole, PortalToServer, ServerToPortal, LINK_PROTOCOL_VERSION,
+    };
+    let game = Game::start(&[("GATEHOUSE__PORTAL__LINK_SECRET", "the-real-secret")]);
+    let mut player = game.connect();
+    player.create_and_login("Pia", PASSWORD);
+    let link = game.link_addr();
+
+    // A peer that answers the challenge without knowing the secret.
+    let mut impostor = TcpStream::connect(&link).unwrap();
+    let challenge: PortalToServer =
+        rmp_serde::from_slice(&read_frame(&mut impostor).unwrap()).unwrap();
+    let PortalToServer::Challenge { nonce } = challenge else {
+        panic!("the Portal did not open with a challenge: {challenge:?}");
+    };
+    let hello = ServerToPortal::Hello {
+        version: LINK_PROTOCOL_VERSION,
+        pid: 1,
+        proof: gatehouse::protocols::link::link_proof("a-guess", LinkRole::Server, &nonce),
+        nonce: vec![0; 32],
+    };
+    impostor
+        .write_all(&encode_frame(&hello, usize::MAX).unwrap())
+        .unwrap();
+    let answer: PortalToServer =
+        rmp_serde::from_slice(&read_frame(&mut impostor).unwrap()).unwrap();
+    assert!(
+        matches!(&answer, PortalToServer::Refused { reason } if reason.contains("secret")),
+        "{answer:?}"
+    );
+    assert!(closed_by_peer(&mut impostor));
+
+    // A peer that sends garbage, and one that announces a 60 MiB frame.
+    let mut garbage = TcpStream::connect(&link).unwrap();
+    garbage
+        .write_all(&[0, 0, 0, 5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1])
+        .unwrap();
+    assert!(closed_by_peer(&mut garbage));
+    let mut huge = TcpStream::connect(&link).unwrap();
+    huge.write_all(&(60u32 << 20).to_be_bytes()).unwrap();
+    assert!(closed_by_peer(&mut huge));
+
+    // The real Server kept its link, and the player noticed nothing.
+    player.send("look");
+    let seen = player.expect("Exits:");
+    assert!(!seen.contains("stopped unexpectedly"), "{seen}");
+    let log = game.log();
+    assert!(
+        log.contains("link: refusing Server pid 1"),
+        "no log line for the impostor"
+    );
+    assert!(
+        log.contains("before the handshake"),
+        "no log line for the garbage"
+    );
+}

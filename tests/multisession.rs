@@ -250,6 +250,21 @@ fn nobody_can_puppet_a_character_of_another_account() {
     b.create_and_login("Kate", PASSWORD);
     b.send("ic Jack");
     b.expect("That is not a valid character choice.");
+    b.send("puppet Jack");
+    b.expect("That is not a valid character choice.");
+    // Nor is the OOB login (GMCP, as Mudlet sends it), logged in or not.
+    let gmcp_login = b"\xff\xfd\xc9\xff\xfa\xc9Char.Login.Credentials \
+        {\"account\":\"Jack\",\"password\":\"a-guess\"}\xff\xf0";
+    b.send_raw(gmcp_login);
+    b.expect("You are already logged in.");
+    b.send("look");
+    b.expect("Account Kate");
+    let mut c = game.connect();
+    c.expect("create <username> <password>");
+    c.send_raw(gmcp_login);
+    c.expect("Username and/or password is incorrect.");
+    c.send("ic Jack");
+    c.expect("not available");
     b.send("chardelete Jack");
     b.expect("You have no such character to delete.");
 }

@@ -191,7 +191,9 @@ pub fn encode_frame<T: Serialize>(message: &T, max: usize) -> Result<Bytes, Link
 /// and keeps going; returns `Ok(None)` while a frame is incomplete.
 #[derive(Debug)]
 pub struct LinkDecoder<T> {
-    max: usize,
+    /// The largest frame accepted; shared, so the owner of a stream can raise it
+    /// once the peer has proved itself.
+    max: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Bytes of an oversized frame still to be thrown away.
     discarding: usize,
     _message: std::marker::PhantomData<fn() -> T>,
@@ -199,6 +201,13 @@ pub struct LinkDecoder<T> {
 
 impl<T> LinkDecoder<T> {
     pub fn new(max: usize) -> Self {
+        Self::with_limit(std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(
+            max,
+        )))
+    }
+
+    /// A decoder whose frame limit is `max`, as it is when each frame starts.
+    pub fn with_limit(max: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
         Self {
             max,
             discarding: 0,
@@ -226,15 +235,13 @@ impl<T: DeserializeOwned> Decoder for LinkDecoder<T> {
         let mut prefix = [0u8; LENGTH_BYTES];
         prefix.copy_from_slice(&src[..LENGTH_BYTES]);
         let size = u32::from_be_bytes(prefix) as usize;
-        if size > self.max {
+        let max = self.max.load(std::sync::atomic::Ordering::Relaxed);
+        if size > max {
             src.advance(LENGTH_BYTES);
             let n = size.min(src.len());
             src.advance(n);
             self.discarding = size - n;
-            return Ok(Some(Err(LinkError::FrameTooLarge {
-                size,
-                max: self.max,
-            })));
+            return Ok(Some(Err(LinkError::FrameTooLarge { size, max })));
         }
         if src.len() < LENGTH_BYTES + size {
             src.reserve(LENGTH_BYTES + size - src.len());

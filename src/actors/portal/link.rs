@@ -4,10 +4,14 @@
 //! The connection actor does the handshake (it sends a challenge; the
 //! Server's `Hello` must come first, speak our version and prove it knows the
 //! link secret), then relays frames both ways between the socket and the
-//! `PortalSessionHandler`. A frame that fails to decode is logged
-//! and dropped; the link stays up.
+//! `PortalSessionHandler`. After the handshake a frame that fails to decode is
+//! logged and dropped, and the link stays up. Before it, a peer gets frames of at
+//! most 4 KiB, 10 seconds, and no second chance: a bad frame closes the connection.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::net::{TcpListener, TcpStream};
@@ -19,6 +23,12 @@ use crate::protocols::link::{
     check_version, new_nonce, verify_proof, LinkDecoder, LinkError, LinkRole, PortalToServer,
     ServerToPortal, MAX_FRAME_BYTES,
 };
+
+/// The largest frame a peer may send before it has proved itself (a `Hello` is
+/// about 100 bytes).
+const HANDSHAKE_FRAME_BYTES: usize = 4096;
+/// How long a peer has to prove itself.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A message for the Server on this link.
 #[derive(Message, Debug)]
@@ -35,6 +45,8 @@ pub struct ServerLinkConnection {
     secret: String,
     /// The challenge this connection sent.
     nonce: Vec<u8>,
+    /// The decoder's frame limit: small until the handshake is done.
+    frame_limit: Arc<AtomicUsize>,
 }
 
 impl ServerLinkConnection {
@@ -50,9 +62,10 @@ impl ServerLinkConnection {
         }
         Self::create(move |ctx| {
             let (read, write) = stream.into_split();
+            let frame_limit = Arc::new(AtomicUsize::new(HANDSHAKE_FRAME_BYTES));
             ctx.add_stream(FramedRead::new(
                 read,
-                LinkDecoder::<ServerToPortal>::new(MAX_FRAME_BYTES),
+                LinkDecoder::<ServerToPortal>::with_limit(Arc::clone(&frame_limit)),
             ));
             let (out, _writer) = Outbound::spawn(write);
             let nonce = new_nonce();
@@ -66,6 +79,7 @@ impl ServerLinkConnection {
                 established: false,
                 secret,
                 nonce,
+                frame_limit,
             }
         })
     }
@@ -81,6 +95,16 @@ impl Actor for ServerLinkConnection {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(crate::actors::HUB_MAILBOX_CAPACITY);
         log::info!("link: connection from {}", self.peer);
+        ctx.run_later(HANDSHAKE_TIMEOUT, |act, ctx| {
+            if !act.established {
+                log::warn!(
+                    "link: {} did not complete the handshake in {} s; closing",
+                    act.peer,
+                    HANDSHAKE_TIMEOUT.as_secs()
+                );
+                ctx.stop();
+            }
+        });
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
@@ -99,8 +123,16 @@ impl StreamHandler<Frame> for ServerLinkConnection {
     fn handle(&mut self, frame: Frame, ctx: &mut Self::Context) {
         let message = match frame {
             Ok(Ok(message)) => message,
-            Ok(Err(e)) => {
+            Ok(Err(e)) if self.established => {
                 log::error!("link: dropped a bad frame from {}: {e}", self.peer);
+                return;
+            }
+            Ok(Err(e)) => {
+                log::warn!(
+                    "link: {} sent a bad frame before the handshake ({e}); closing",
+                    self.peer
+                );
+                ctx.stop();
                 return;
             }
             Err(e) => {
@@ -124,6 +156,7 @@ impl StreamHandler<Frame> for ServerLinkConnection {
             {
                 Ok(()) => {
                     self.established = true;
+                    self.frame_limit.store(MAX_FRAME_BYTES, Ordering::Relaxed);
                     self.handler.do_send(ServerLinkUp {
                         link: ctx.address(),
                         server_pid: pid,
