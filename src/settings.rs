@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::protocols::proxy::TrustedProxies;
+
 /// The environment prefix; `GATEHOUSE__PORTAL__WEB_PORT=0` sets `portal.web_port`.
 pub const ENV_PREFIX: &str = "GATEHOUSE";
 /// Separates the prefix, the section and the key in an override's name.
@@ -118,6 +120,17 @@ pub struct PortalSettings {
     /// connected and not yet logged in at once; more are refused. `0` turns it
     /// off, and `throttle.exempt_loopback` exempts this machine.
     pub max_unauthenticated_per_source: usize,
+    /// Addresses of reverse proxies and load balancers whose word on a client's
+    /// address is taken (PROXY protocol, `X-Forwarded-For`).
+    pub trusted_proxies: Vec<String>,
+    /// Telnet ports: a trusted proxy starts each connection with a PROXY protocol
+    /// (v1 or v2) header.
+    pub telnet_proxy_protocol: bool,
+    /// The same for the telnet-over-TLS ports (the header comes before TLS).
+    pub ssl_proxy_protocol: bool,
+    /// The websocket takes the client's address from a trusted proxy's
+    /// `X-Forwarded-For`.
+    pub websocket_forwarded_for: bool,
 }
 
 impl Default for PortalSettings {
@@ -142,6 +155,10 @@ impl Default for PortalSettings {
             websocket_resume_window: 60,
             login_timeout: 300,
             max_unauthenticated_per_source: 10,
+            trusted_proxies: Vec::new(),
+            telnet_proxy_protocol: false,
+            ssl_proxy_protocol: false,
+            websocket_forwarded_for: false,
         }
     }
 }
@@ -287,6 +304,18 @@ impl Settings {
             ));
         }
         self.telnet_interface_addrs()?;
+        let proxies = self.trusted_proxies()?;
+        let proxied = self.portal.telnet_proxy_protocol
+            || self.portal.ssl_proxy_protocol
+            || self.portal.websocket_forwarded_for;
+        if proxied && proxies == TrustedProxies::default() {
+            return Err(invalid(
+                "portal.trusted_proxies",
+                "must list the proxies' addresses when a PROXY protocol or X-Forwarded-For \
+                 setting is on"
+                    .into(),
+            ));
+        }
         if self.portal.telnet_ports.is_empty() {
             return Err(invalid(
                 "portal.telnet_ports",
@@ -332,6 +361,21 @@ impl Settings {
                 key: "portal.link_addr".to_owned(),
                 message: format!("{:?} is not an address:port ({e})", self.portal.link_addr),
             })
+    }
+
+    /// `portal.trusted_proxies` parsed.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, SettingsError> {
+        self.portal
+            .trusted_proxies
+            .iter()
+            .map(|s| {
+                s.parse().map_err(|e| SettingsError::Invalid {
+                    key: "portal.trusted_proxies".to_owned(),
+                    message: format!("{s:?} is not an IP address ({e})"),
+                })
+            })
+            .collect::<Result<Vec<IpAddr>, _>>()
+            .map(TrustedProxies::new)
     }
 
     /// `portal.telnet_interfaces` parsed.

@@ -501,9 +501,10 @@ mod websocket_actor {
         settings.portal.websocket_resume_window = resume_window;
         let handler = portal_handler(settings);
         let data = web::Data::new(handler.clone());
-        let limits = web::Data::new(websocket::WebSocketLimits {
+        let limits = web::Data::new(websocket::WebSocketConfig {
             timeout,
             output_buffer_limit: 1 << 20,
+            forwarded_for: None,
         });
         let srv = actix_test::start(move || {
             App::new()

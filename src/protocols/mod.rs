@@ -2,6 +2,7 @@
 //! markup they render. Only this module knows MessagePack, telnet bytes or markup.
 
 pub mod link;
+pub mod proxy;
 pub mod telnet;
 pub mod text;
 pub mod tls;

@@ -21,6 +21,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::actors::portal::handler::PortalSessionHandler;
+use crate::protocols::proxy::{self, TrustedProxies};
 use crate::protocols::telnet::{TelnetConfig, TelnetSession, TLS_PROTOCOL_KEY};
 
 /// How long a client has to finish the TLS handshake before it is dropped.
@@ -155,6 +156,7 @@ pub async fn accept_tls_clients(
     acceptor: TlsAcceptor,
     handler: Addr<PortalSessionHandler>,
     config: Arc<TelnetConfig>,
+    proxies: Option<TrustedProxies>,
 ) {
     // Handshakes in progress at once: beyond this, new connections wait
     // (in the kernel's backlog) instead of each holding a socket for up to
@@ -169,10 +171,14 @@ pub async fn accept_tls_clients(
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("{TLS_PROTOCOL_KEY} {peer}: cannot set TCP_NODELAY: {e}");
                 }
-                let (acceptor, handler, config) =
-                    (acceptor.clone(), handler.clone(), Arc::clone(&config));
+                let (acceptor, handler, config, proxies) = (
+                    acceptor.clone(),
+                    handler.clone(),
+                    Arc::clone(&config),
+                    proxies.clone(),
+                );
                 actix_rt::spawn(async move {
-                    start_session(acceptor, stream, peer, handler, config).await;
+                    start_session(acceptor, stream, peer, handler, config, proxies).await;
                     drop(permit);
                 });
             }
@@ -187,14 +193,26 @@ pub async fn accept_tls_clients(
 
 async fn start_session(
     acceptor: TlsAcceptor,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     handler: Addr<PortalSessionHandler>,
     config: Arc<TelnetConfig>,
+    proxies: Option<TrustedProxies>,
 ) {
+    // A trusted proxy's PROXY header comes before the TLS handshake.
+    let client = match &proxies {
+        Some(proxies) => match proxy::client_address(&mut stream, peer, proxies).await {
+            Ok(client) => client,
+            Err(e) => {
+                log::warn!("{TLS_PROTOCOL_KEY} {peer} (a trusted proxy): {e}; closing");
+                return;
+            }
+        },
+        None => peer,
+    };
     match handshake(&acceptor, stream, HANDSHAKE_TIMEOUT).await {
         Ok(tls) => {
-            TelnetSession::start(tls, peer, TLS_PROTOCOL_KEY, handler, config);
+            TelnetSession::start(tls, client, TLS_PROTOCOL_KEY, handler, config);
         }
         Err(e) => log::info!("{TLS_PROTOCOL_KEY} {peer}: {e}; connection dropped"),
     }

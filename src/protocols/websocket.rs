@@ -20,6 +20,7 @@ use crate::actors::portal::handler::{
     SessionInput, ToSession,
 };
 use crate::protocols::link::{Input, OobMessage, Output};
+use crate::protocols::proxy::TrustedProxies;
 use crate::protocols::text::to_html;
 use crate::session::{without_controls, ProtocolFlags, SessionId};
 
@@ -32,14 +33,17 @@ const PINGS_PER_TIMEOUT: u32 = 3;
 /// that reads has the rest of the limit as slack for the pong's round trip.
 const PING_EVERY_BYTES: u64 = 64 * 1024;
 
-/// What bounds one tab's connection, from the settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WebSocketLimits {
+/// What every tab's connection gets from the settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSocketConfig {
     /// A tab that has not answered for this long is gone (`portal.websocket_timeout`).
     pub timeout: Duration,
     /// Output a tab may leave unread before it is dropped
     /// (`portal.output_buffer_limit`, as for telnet).
     pub output_buffer_limit: usize,
+    /// Take the client's address from `X-Forwarded-For` when these proxies send it
+    /// (`portal.websocket_forwarded_for`).
+    pub forwarded_for: Option<TrustedProxies>,
 }
 /// The largest frame accepted from a browser.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -115,6 +119,13 @@ fn error_frame(text: &str) -> String {
     json!(["text", [to_html(text)], {"type": "error"}]).to_string()
 }
 
+/// The limits one tab's connection keeps with it.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    timeout: Duration,
+    output_buffer_limit: usize,
+}
+
 /// One browser tab.
 pub struct WebSocketSession {
     sessid: Option<SessionId>,
@@ -130,7 +141,7 @@ pub struct WebSocketSession {
     last_heard: Instant,
     /// A tab that has not answered for `limits.timeout` is gone (Evennia has no
     /// such check; its users saw sessions linger for weeks).
-    limits: WebSocketLimits,
+    limits: Limits,
     /// Bytes of text frames written to this tab so far.
     written: u64,
     /// `written` when the last ping went out; each ping carries it.
@@ -143,7 +154,7 @@ impl WebSocketSession {
     pub fn new(
         address: String,
         handler: Addr<PortalSessionHandler>,
-        limits: WebSocketLimits,
+        config: &WebSocketConfig,
         resume: Option<String>,
     ) -> Self {
         Self {
@@ -154,7 +165,10 @@ impl WebSocketSession {
             address,
             handler,
             last_heard: Instant::now(),
-            limits,
+            limits: Limits {
+                timeout: config.timeout,
+                output_buffer_limit: config.output_buffer_limit,
+            },
             written: 0,
             pinged_at: 0,
             read_up_to: 0,
@@ -383,23 +397,25 @@ pub async fn upgrade(
     req: HttpRequest,
     stream: web::Payload,
     handler: web::Data<Addr<PortalSessionHandler>>,
-    limits: web::Data<WebSocketLimits>,
+    config: web::Data<WebSocketConfig>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let address = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
+    let address = match (req.peer_addr(), &config.forwarded_for) {
+        (Some(peer), Some(proxies)) => {
+            let header = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            proxies.forwarded_client(peer.ip(), header).to_string()
+        }
+        (Some(peer), None) => peer.ip().to_string(),
+        (None, _) => "unknown".to_owned(),
+    };
     let resume = web::Query::<ResumeQuery>::from_query(req.query_string())
         .ok()
         .and_then(|q| q.into_inner().token)
         .filter(|t| !t.is_empty() && t.len() <= 128);
     ws::WsResponseBuilder::new(
-        WebSocketSession::new(
-            address,
-            handler.get_ref().clone(),
-            *limits.get_ref(),
-            resume,
-        ),
+        WebSocketSession::new(address, handler.get_ref().clone(), config.get_ref(), resume),
         &req,
         stream,
     )

@@ -27,7 +27,7 @@ use crate::control::{BoundPorts, GameDir, PORTAL_PID_FILE, PORTS_FILE, SESSID_FI
 use crate::protocols::telnet::mssp::MsspInfo;
 use crate::protocols::telnet::{self, TelnetConfig, TelnetSessionLimits};
 use crate::protocols::tls::{self, TlsError};
-use crate::protocols::websocket::WebSocketLimits;
+use crate::protocols::websocket::WebSocketConfig;
 use crate::session::now_millis;
 use crate::settings::{Settings, SettingsError};
 use handler::{BeginReload, BeginShutdown, CloseAllSessions, PortalSessionHandler};
@@ -184,9 +184,14 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         websocket_listener,
         handler.clone(),
         &settings.server.name,
-        WebSocketLimits {
+        WebSocketConfig {
             timeout: std::time::Duration::from_secs(settings.portal.websocket_timeout),
             output_buffer_limit: settings.portal.output_buffer_limit,
+            forwarded_for: settings
+                .portal
+                .websocket_forwarded_for
+                .then(|| settings.trusted_proxies())
+                .transpose()?,
         },
     )?;
 
@@ -221,11 +226,14 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         },
         players,
     });
+    let proxies = settings.trusted_proxies()?;
+    let behind = |on: bool| on.then(|| proxies.clone());
     for listener in telnet_listeners {
         tasks.push(actix_rt::spawn(telnet::accept_clients(
             listener,
             handler.clone(),
             Arc::clone(&telnet_config),
+            behind(settings.portal.telnet_proxy_protocol),
         )));
     }
     if let Some(acceptor) = tls_acceptor {
@@ -235,6 +243,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
                 acceptor.clone(),
                 handler.clone(),
                 Arc::clone(&telnet_config),
+                behind(settings.portal.ssl_proxy_protocol),
             )));
         }
     }

@@ -70,7 +70,7 @@ pub fn start(
     websocket_listener: std::net::TcpListener,
     handler: Addr<PortalSessionHandler>,
     game_name: &str,
-    websocket_limits: websocket::WebSocketLimits,
+    websocket_limits: websocket::WebSocketConfig,
 ) -> std::io::Result<Vec<ServerHandle>> {
     let limits = web::Data::new(websocket_limits);
     let page = web::Data::new(PageInfo::new(

@@ -37,6 +37,7 @@ use crate::actors::portal::limits::{
     CommandRate, InputPacer, RateVerdict, COMMAND_RATE_WARNING, MAX_CHAR_LIMIT_WARNING,
 };
 use crate::protocols::link::{Input, OobMessage, Output};
+use crate::protocols::proxy::{self, TrustedProxies};
 use crate::protocols::text::{to_ansi, RenderOptions};
 use crate::session::{ProtocolFlags, SessionId};
 use mccp::{Mccp2, Mccp3};
@@ -600,20 +601,36 @@ pub async fn accept_clients(
     listener: TcpListener,
     handler: Addr<PortalSessionHandler>,
     config: Arc<TelnetConfig>,
+    proxies: Option<TrustedProxies>,
 ) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("telnet {peer}: cannot set TCP_NODELAY: {e}");
                 }
-                TelnetSession::start(
-                    stream,
-                    peer,
-                    PROTOCOL_KEY,
-                    handler.clone(),
-                    Arc::clone(&config),
-                );
+                let Some(proxies) = proxies.as_ref().filter(|p| p.contains(peer.ip())) else {
+                    TelnetSession::start(
+                        stream,
+                        peer,
+                        PROTOCOL_KEY,
+                        handler.clone(),
+                        Arc::clone(&config),
+                    );
+                    continue;
+                };
+                // A trusted proxy names the client first; waiting for it must not
+                // hold up the next accept.
+                let (proxies, handler, config) =
+                    (proxies.clone(), handler.clone(), Arc::clone(&config));
+                actix_rt::spawn(async move {
+                    match proxy::client_address(&mut stream, peer, &proxies).await {
+                        Ok(client) => {
+                            TelnetSession::start(stream, client, PROTOCOL_KEY, handler, config);
+                        }
+                        Err(e) => log::warn!("telnet {peer} (a trusted proxy): {e}; closing"),
+                    }
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait, never give up the port.
