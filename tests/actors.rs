@@ -505,6 +505,7 @@ mod websocket_actor {
             timeout,
             output_buffer_limit: 1 << 20,
             forwarded_for: None,
+            metrics: gatehouse::actors::portal::metrics::PortalMetrics::new(),
         });
         let srv = actix_test::start(move || {
             App::new()

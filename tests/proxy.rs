@@ -110,9 +110,7 @@ fn nobody_but_the_trusted_proxy_can_choose_an_address() {
 #[actix_rt::test]
 async fn the_websocket_takes_the_address_from_x_forwarded_for() {
     let game = proxied_game(&[]);
-    let text = std::fs::read_to_string(game.path().join("run/ports.toml")).unwrap();
-    let line = text.lines().find(|l| l.starts_with("websocket")).unwrap();
-    let port: String = line.chars().filter(char::is_ascii_digit).collect();
+    let port = game.port("websocket");
     let (_, mut ws) = awc::Client::new()
         .ws(format!("ws://127.0.0.1:{port}/"))
         .set_header("X-Forwarded-For", "10.9.8.7, 192.0.2.44")

@@ -8,6 +8,7 @@
 //! an error message back and changes nothing else; a tab that stops
 //! answering pings is closed.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -19,6 +20,7 @@ use crate::actors::portal::handler::{
     IssueToken, OpenSession, PortalSessionHandler, ResumeSession, SessionClosed, SessionDetached,
     SessionInput, ToSession,
 };
+use crate::actors::portal::metrics::PortalMetrics;
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::proxy::TrustedProxies;
 use crate::protocols::text::to_html;
@@ -34,7 +36,7 @@ const PINGS_PER_TIMEOUT: u32 = 3;
 const PING_EVERY_BYTES: u64 = 64 * 1024;
 
 /// What every tab's connection gets from the settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct WebSocketConfig {
     /// A tab that has not answered for this long is gone (`portal.websocket_timeout`).
     pub timeout: Duration,
@@ -44,6 +46,8 @@ pub struct WebSocketConfig {
     /// Take the client's address from `X-Forwarded-For` when these proxies send it
     /// (`portal.websocket_forwarded_for`).
     pub forwarded_for: Option<TrustedProxies>,
+    /// Where the bytes each way are counted.
+    pub metrics: Arc<PortalMetrics>,
 }
 /// The largest frame accepted from a browser.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -142,6 +146,7 @@ pub struct WebSocketSession {
     /// A tab that has not answered for `limits.timeout` is gone (Evennia has no
     /// such check; its users saw sessions linger for weeks).
     limits: Limits,
+    metrics: Arc<PortalMetrics>,
     /// Bytes of text frames written to this tab so far.
     written: u64,
     /// `written` when the last ping went out; each ping carries it.
@@ -169,6 +174,7 @@ impl WebSocketSession {
                 timeout: config.timeout,
                 output_buffer_limit: config.output_buffer_limit,
             },
+            metrics: Arc::clone(&config.metrics),
             written: 0,
             pinged_at: 0,
             read_up_to: 0,
@@ -190,6 +196,7 @@ impl WebSocketSession {
     /// Writes one text frame; drops a tab that has left more than the limit unread.
     fn send_text(&mut self, frame: String, ctx: &mut ws::WebsocketContext<Self>) {
         self.written += frame.len() as u64;
+        self.metrics.bytes_sent.inc_by(frame.len() as u64);
         ctx.text(frame);
         let ping_every = PING_EVERY_BYTES.min(self.limits.output_buffer_limit as u64 / 4);
         if self.written - self.pinged_at >= ping_every {
@@ -322,7 +329,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSocketSession 
             }
         };
         match msg {
-            ws::Message::Text(text) => match parse_frame(&text) {
+            ws::Message::Text(text) => match {
+                self.metrics.bytes_received.inc_by(text.len() as u64);
+                parse_frame(&text)
+            } {
                 Ok(ClientFrame::Input(input)) => {
                     if let Some(sessid) = self.sessid {
                         self.handler.do_send(SessionInput { sessid, input });

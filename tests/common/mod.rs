@@ -111,6 +111,32 @@ impl Game {
         }
     }
 
+    /// A port from `run/ports.toml` (`web`, `websocket`, ...).
+    pub fn port(&self, key: &str) -> u16 {
+        let text = std::fs::read_to_string(self.path().join("run/ports.toml")).expect("ports");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in ports.toml: {text}"));
+        line.chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .expect("a port number")
+    }
+
+    /// GETs `path` from the Portal's web port; answers the status line and the body.
+    pub fn http_get(&self, path: &str) -> (String, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port("web"))).expect("web port");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head.lines().next().unwrap_or_default().to_owned();
+        (status, body.to_owned())
+    }
+
     /// Where the Portal's link listens (from `run/ports.toml`).
     pub fn link_addr(&self) -> String {
         let text = std::fs::read_to_string(self.path().join("run/ports.toml")).expect("ports");

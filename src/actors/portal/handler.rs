@@ -22,6 +22,7 @@ use super::limits::{
     TOO_MANY_UNAUTHENTICATED_MESSAGE,
 };
 use super::link::{SendToServer, ServerLinkConnection};
+use super::metrics::{PortalMetrics, RegistrySnapshot, SessionLabels};
 use super::sessid::SessionIdAllocator;
 use super::ControlEvent;
 use crate::protocols::link::{
@@ -162,6 +163,19 @@ pub struct CloseAllSessions {
     pub reason: String,
 }
 
+/// The page `/metrics` serves.
+#[derive(Message, Debug)]
+#[rtype(result = "String")]
+pub struct RenderMetrics;
+
+impl Handler<RenderMetrics> for PortalSessionHandler {
+    type Result = String;
+
+    fn handle(&mut self, _: RenderMetrics, _: &mut Context<Self>) -> String {
+        self.metrics.render(&self.snapshot())
+    }
+}
+
 /// A snapshot for `gatehouse status`.
 #[derive(Message, Debug)]
 #[rtype(result = "PortalStatus")]
@@ -250,6 +264,7 @@ pub struct PortalSessionHandler {
     close_waiters: Vec<tokio::sync::oneshot::Sender<()>>,
     /// Logged-in sessions, for MSSP; refreshed with the status file.
     players: Arc<AtomicUsize>,
+    metrics: Arc<PortalMetrics>,
 }
 
 impl PortalSessionHandler {
@@ -275,12 +290,51 @@ impl PortalSessionHandler {
             status_file,
             close_waiters: Vec::new(),
             players: Arc::new(AtomicUsize::new(0)),
+            metrics: PortalMetrics::new(),
         }
     }
 
     /// The logged-in count that telnet sessions report to MUD crawlers.
     pub fn player_counter(&self) -> Arc<AtomicUsize> {
         Arc::clone(&self.players)
+    }
+
+    /// The figures `/metrics` shows; sessions add their byte counts.
+    pub fn metrics(&self) -> Arc<PortalMetrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// The registry's gauges for `/metrics`.
+    fn snapshot(&self) -> RegistrySnapshot {
+        let mut counts: HashMap<SessionLabels, i64> = HashMap::new();
+        for s in self.sessions.values() {
+            let state = if s.detached.is_some() {
+                "detached"
+            } else if !s.released {
+                "queued"
+            } else if s.record.logged_in {
+                "logged_in"
+            } else {
+                "unauthenticated"
+            };
+            let labels = SessionLabels {
+                protocol: s.record.protocol_key.clone(),
+                state: state.to_owned(),
+            };
+            *counts.entry(labels).or_default() += 1;
+        }
+        let mut sessions: Vec<(SessionLabels, i64)> = counts.into_iter().collect();
+        sessions.sort_by(|a, b| (&a.0.protocol, &a.0.state).cmp(&(&b.0.protocol, &b.0.state)));
+        RegistrySnapshot {
+            sessions,
+            server_connected: self.link().is_some(),
+            connection_queue: i64::try_from(self.connect_queue.len()).unwrap_or(i64::MAX),
+            input_queue: self
+                .sessions
+                .values()
+                .map(|s| i64::try_from(s.pending.len()).unwrap_or(i64::MAX))
+                .sum(),
+        }
     }
 
     fn link(&self) -> Option<&Addr<ServerLinkConnection>> {
@@ -370,7 +424,9 @@ impl PortalSessionHandler {
             }
         }
         match session.rate.check(max_rate, Instant::now()) {
-            RateVerdict::Accept => {}
+            RateVerdict::Accept => {
+                self.metrics.commands.inc();
+            }
             RateVerdict::DropAndWarn => {
                 self.tell(sessid, COMMAND_RATE_WARNING);
                 return;
@@ -491,6 +547,7 @@ impl PortalSessionHandler {
                 }
             }
             ServerToPortal::LoggedIn { session } => {
+                self.metrics.logins.inc();
                 log::info!(
                     "session {} logged in as {}",
                     session.sessid,
@@ -800,6 +857,10 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
             _ => RestartMode::Crash,
         };
         self.reload_requested = false;
+        if restart_mode != RestartMode::ColdStart {
+            self.metrics
+                .server_restarted(restart_mode == RestartMode::Reload);
+        }
         log::info!(
             "link: Server (pid {}) connected, {restart_mode:?}; resyncing {} sessions",
             msg.server_pid,

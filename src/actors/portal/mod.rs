@@ -9,6 +9,7 @@
 pub mod handler;
 pub mod limits;
 pub mod link;
+pub mod metrics;
 pub mod sessid;
 pub mod supervisor;
 pub mod web;
@@ -178,6 +179,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         Some(game_dir.run_file(STATUS_FILE)),
     );
     let players = handler.player_counter();
+    let metrics = handler.metrics();
     let handler = handler.start();
     let http = web::start(
         web_listener,
@@ -192,6 +194,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
                 .websocket_forwarded_for
                 .then(|| settings.trusted_proxies())
                 .transpose()?,
+            metrics: Arc::clone(&metrics),
         },
     )?;
 
@@ -225,6 +228,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
             msdp: true,
         },
         players,
+        metrics,
     });
     let proxies = settings.trusted_proxies()?;
     let behind = |on: bool| on.then(|| proxies.clone());

@@ -12,7 +12,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
-use super::handler::{GetStatus, PortalSessionHandler};
+use super::handler::{GetStatus, PortalSessionHandler, RenderMetrics};
 use crate::protocols::websocket;
 
 /// How long a stopping HTTP server waits for its connections.
@@ -49,6 +49,17 @@ async fn index(page: web::Data<PageInfo>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(page.index.clone())
+}
+
+/// Prometheus (OpenMetrics) text: sessions by protocol and state, logins, commands,
+/// bytes each way, the link, Server restarts and the queues.
+async fn metrics(handler: web::Data<Addr<PortalSessionHandler>>) -> HttpResponse {
+    match handler.send(RenderMetrics).await {
+        Ok(page) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(page),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the Portal is stopping\n"),
+    }
 }
 
 async fn healthz(handler: web::Data<Addr<PortalSessionHandler>>) -> HttpResponse {
@@ -97,6 +108,7 @@ pub fn start(
             .app_data(page.clone())
             .route("/", web::get().to(index))
             .route("/healthz", web::get().to(healthz))
+            .route("/metrics", web::get().to(metrics))
     })
     .workers(1)
     .disable_signals()

@@ -36,6 +36,7 @@ use crate::actors::portal::handler::{
 use crate::actors::portal::limits::{
     CommandRate, InputPacer, RateVerdict, COMMAND_RATE_WARNING, MAX_CHAR_LIMIT_WARNING,
 };
+use crate::actors::portal::metrics::PortalMetrics;
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::proxy::{self, TrustedProxies};
 use crate::protocols::text::{to_ansi, RenderOptions};
@@ -95,6 +96,8 @@ pub struct TelnetConfig {
     pub mssp: MsspInfo,
     /// Logged-in players, kept current by the session handler.
     pub players: Arc<AtomicUsize>,
+    /// Where the bytes each way are counted.
+    pub metrics: Arc<PortalMetrics>,
 }
 
 /// One telnet connection.
@@ -109,6 +112,7 @@ pub struct TelnetSession {
     encoding: Encoding,
     limits: TelnetSessionLimits,
     players: Arc<AtomicUsize>,
+    metrics: Arc<PortalMetrics>,
     out: Option<Outbound>,
     writer: Option<JoinHandle<()>>,
     /// Set once the client agreed to MCCP2: everything written goes through it.
@@ -189,6 +193,7 @@ impl TelnetSession {
                 encoding: Encoding::Utf8,
                 limits: config.limits,
                 players: Arc::clone(&config.players),
+                metrics: Arc::clone(&config.metrics),
                 out: Some(out),
                 writer: Some(writer),
                 mccp: None,
@@ -227,6 +232,7 @@ impl TelnetSession {
         let Some(out) = &self.out else {
             return;
         };
+        self.metrics.bytes_sent.inc_by(bytes.len() as u64);
         match out.send(bytes) {
             Ok(queued) if queued > self.limits.output_buffer_limit => {
                 log::warn!(
@@ -537,6 +543,7 @@ impl StreamHandler<std::io::Result<Bytes>> for TelnetSession {
                 return;
             }
         };
+        self.metrics.bytes_received.inc_by(chunk.len() as u64);
         self.read(&chunk, ctx);
     }
 
