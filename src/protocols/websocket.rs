@@ -328,11 +328,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSocketSession 
                 return;
             }
         };
+        if let ws::Message::Text(text) = &msg {
+            self.metrics.bytes_received.inc_by(text.len() as u64);
+        }
         match msg {
-            ws::Message::Text(text) => match {
-                self.metrics.bytes_received.inc_by(text.len() as u64);
-                parse_frame(&text)
-            } {
+            ws::Message::Text(text) => match parse_frame(&text) {
                 Ok(ClientFrame::Input(input)) => {
                     if let Some(sessid) = self.sessid {
                         self.handler.do_send(SessionInput { sessid, input });
