@@ -22,6 +22,8 @@ pub const SERVER_PID_FILE: &str = "server.pid";
 pub const PORTS_FILE: &str = "ports.toml";
 pub const STATUS_FILE: &str = "status.toml";
 pub const SESSID_FILE: &str = "sessid";
+/// Where the Server's `/metrics` and `/healthz` listen (`server.http_addr`).
+pub const SERVER_HTTP_FILE: &str = "server-http.txt";
 
 /// The ports the Portal actually bound (a configured 0 becomes a real port).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

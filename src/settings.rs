@@ -60,6 +60,9 @@ pub struct ServerSettings {
     pub idle_command: String,
     /// Shortest password `create` and `password` accept.
     pub password_min_length: usize,
+    /// Where the Server answers `/metrics` and `/healthz` over HTTP (port `0`: any
+    /// free port, written to `run/server-http.txt`; empty: not at all).
+    pub http_addr: String,
 }
 
 impl Default for ServerSettings {
@@ -74,6 +77,7 @@ impl Default for ServerSettings {
             idle_timeout: -1,
             idle_command: "idle".to_owned(),
             password_min_length: 8,
+            http_addr: "127.0.0.1:4005".to_owned(),
         }
     }
 }
@@ -296,6 +300,7 @@ impl Settings {
         if self.server.idle_command.trim().is_empty() {
             return Err(invalid("server.idle_command", "must not be empty".into()));
         }
+        self.server_http_addr()?;
         let link = self.link_socket_addr()?;
         if !link.ip().is_loopback() && self.portal.link_secret.is_empty() {
             return Err(invalid(
@@ -350,6 +355,18 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// `server.http_addr` parsed; `None` when it is empty (off).
+    pub fn server_http_addr(&self) -> Result<Option<SocketAddr>, SettingsError> {
+        let text = self.server.http_addr.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|e| SettingsError::Invalid {
+            key: "server.http_addr".to_owned(),
+            message: format!("{text:?} is not an address:port ({e})"),
+        })
     }
 
     /// `portal.link_addr` parsed.

@@ -406,12 +406,23 @@ async fn start_server(
     for name in accounts {
         Account::create(&mut pool.get().unwrap(), name, "password-1", false, 8, 0).unwrap();
     }
-    let db = db::start(pool, 2);
+    let db = db::start(
+        pool,
+        2,
+        gatehouse::actors::server::metrics::ServerMetrics::new(),
+    );
     let (stop, _stop_rx) = mpsc::unbounded_channel();
     let link = PortalLink::new(portal.local_addr().unwrap(), SECRET.to_owned()).start();
     let world = World::new(link.clone(), db.clone()).start();
-    let handler =
-        ServerSessionHandler::new(Arc::new(settings), link.clone(), db, world, stop).start();
+    let handler = ServerSessionHandler::new(
+        Arc::new(settings),
+        link.clone(),
+        db,
+        world,
+        stop,
+        gatehouse::actors::server::metrics::ServerMetrics::new(),
+    )
+    .start();
     link.do_send(SetHandler(handler));
     (dir, portal)
 }

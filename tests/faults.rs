@@ -58,7 +58,9 @@ impl WriteLock {
     fn take(game: &Game) -> Self {
         let url = database(game).display().to_string();
         let mut conn = SqliteConnection::establish(&url).unwrap();
-        conn.batch_execute("BEGIN IMMEDIATE").unwrap();
+        // The game may be writing right now (a login marks the puppet): wait for it.
+        conn.batch_execute("PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE")
+            .unwrap();
         WriteLock(conn)
     }
 }

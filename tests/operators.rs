@@ -1,5 +1,5 @@
 //! What an operator watches, against the real binary: `/metrics` (Prometheus text)
-//! and `/healthz` on the Portal's web port.
+//! and `/healthz` on the Portal's web port and on the Server's own HTTP port.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -28,6 +28,8 @@ fn metrics_count_sessions_by_state_logins_and_traffic() {
         .collect();
     let mut lurker = game.connect();
     lurker.expect("create <username> <password>");
+    lurker.send("connect Mona wrong-password");
+    lurker.expect("Username and/or password is incorrect.");
     players[0].send("say hello");
     players[1].expect("Mona says, \"hello\"");
 
@@ -87,6 +89,45 @@ fn metrics_count_sessions_by_state_logins_and_traffic() {
     let (status, health) = game.http_get("/healthz");
     assert!(
         status.contains("200") && health.contains("\"logged_in\":2"),
+        "{health}"
+    );
+}
+
+#[test]
+fn the_server_reports_accounts_puppets_failures_and_latencies() {
+    let game = Game::start(&[]);
+    let mut a = game.connect();
+    a.create_and_login("Rhea", PASSWORD);
+    let mut b = game.connect();
+    b.create_and_login("Rory", PASSWORD);
+    b.send("look");
+    b.expect("Exits:");
+    let mut c = game.connect();
+    c.expect("create <username> <password>");
+    c.send("connect Rhea not-her-password");
+    c.expect("Username and/or password is incorrect.");
+
+    let (status, page) = game.server_http_get("/metrics");
+    assert!(status.contains("200"), "{status}");
+    for (series, value) in [
+        ("gatehouse_server_accounts_online", 2.0),
+        ("gatehouse_server_puppets", 2.0),
+        ("gatehouse_server_logins_total", 2.0),
+        ("gatehouse_server_failed_logins_total", 1.0),
+        ("gatehouse_server_portal_connected", 1.0),
+        (
+            "gatehouse_server_db_query_seconds_count{query=\"authenticate\"}",
+            3.0,
+        ),
+    ] {
+        assert_eq!(sample(&page, series), Some(value), "{series}:\n{page}");
+    }
+    let commands = sample(&page, "gatehouse_server_command_seconds_count").unwrap_or(0.0);
+    assert!(commands >= 5.0, "{commands} commands timed:\n{page}");
+    let (status, health) = game.server_http_get("/healthz");
+    assert!(status.contains("200"), "{status}");
+    assert!(
+        health.contains("\"server\":\"up\"") && health.contains("\"accounts_online\":2"),
         "{health}"
     );
 }

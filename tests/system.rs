@@ -146,6 +146,7 @@ fn daemon_start_status_reload_stop() {
             .env("GATEHOUSE__PORTAL__WEBSOCKET_PORT", "0")
             .env("GATEHOUSE__PORTAL__TELNET_INTERFACES", "[\"127.0.0.1\"]")
             .env("GATEHOUSE__PORTAL__LINK_ADDR", "127.0.0.1:0")
+            .env("GATEHOUSE__SERVER__HTTP_ADDR", "127.0.0.1:0")
             .output()
             .expect("run")
     };

@@ -10,9 +10,12 @@
 //! handlers only check out a connection and call it.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
 
 use actix::prelude::*;
 
+use crate::actors::server::metrics::ServerMetrics;
 use crate::models::account::Account;
 use crate::models::character::Character;
 use crate::models::world::{self, Exit, Room, LIMBO};
@@ -41,6 +44,21 @@ impl From<&Account> for AccountRecord {
 /// The SyncArbiter actor; each of its threads holds a handle to the one pool.
 pub struct DbExecutor {
     pool: DbPool,
+    metrics: Arc<ServerMetrics>,
+}
+
+/// Records how long one query took when it goes out of scope, however the
+/// handler returns.
+struct QueryTimer<'a> {
+    metrics: &'a ServerMetrics,
+    query: &'static str,
+    started: Instant,
+}
+
+impl Drop for QueryTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics.db_query(self.query, self.started.elapsed());
+    }
 }
 
 impl Actor for DbExecutor {
@@ -51,13 +69,25 @@ impl DbExecutor {
     fn conn(&self) -> Result<DbConn, DbError> {
         Ok(self.pool.get()?)
     }
+
+    fn timer(&self, query: &'static str) -> QueryTimer<'_> {
+        QueryTimer {
+            metrics: &self.metrics,
+            query,
+            started: Instant::now(),
+        }
+    }
 }
 
 /// Starts `threads` executor threads (at least one, since none would leave
-/// every message waiting forever) sharing `pool`. Call it inside a running
-/// actix `System`. More threads than the pool has connections only wait.
-pub fn start(pool: DbPool, threads: usize) -> Addr<DbExecutor> {
-    SyncArbiter::start(threads.max(1), move || DbExecutor { pool: pool.clone() })
+/// every message waiting forever) sharing `pool`, timing every query into
+/// `metrics`. Call it inside a running actix `System`. More threads than the
+/// pool has connections only wait.
+pub fn start(pool: DbPool, threads: usize, metrics: Arc<ServerMetrics>) -> Addr<DbExecutor> {
+    SyncArbiter::start(threads.max(1), move || DbExecutor {
+        pool: pool.clone(),
+        metrics: Arc::clone(&metrics),
+    })
 }
 
 /// A database answer with the executor's own failure folded in, so callers
@@ -97,6 +127,7 @@ impl Handler<CreateAccount> for DbExecutor {
     type Result = Result<AccountRecord, DbError>;
 
     fn handle(&mut self, msg: CreateAccount, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("create_account");
         let mut conn = self.conn()?;
         let account = Account::create(
             &mut conn,
@@ -137,6 +168,7 @@ impl Handler<Authenticate> for DbExecutor {
     type Result = Result<Option<AccountRecord>, DbError>;
 
     fn handle(&mut self, msg: Authenticate, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("authenticate");
         let mut conn = self.conn()?;
         let account = Account::authenticate(&mut conn, &msg.name, &msg.password, now_db_millis())?;
         Ok(account.as_ref().map(AccountRecord::from))
@@ -154,6 +186,7 @@ impl Handler<GetAccount> for DbExecutor {
     type Result = Result<Option<AccountRecord>, DbError>;
 
     fn handle(&mut self, msg: GetAccount, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("get_account");
         let mut conn = self.conn()?;
         Ok(Account::find(&mut conn, msg.id)?
             .as_ref()
@@ -187,6 +220,7 @@ impl Handler<ChangePassword> for DbExecutor {
     type Result = Result<bool, DbError>;
 
     fn handle(&mut self, msg: ChangePassword, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("change_password");
         let mut conn = self.conn()?;
         let changed = Account::change_password(
             &mut conn,
@@ -279,6 +313,7 @@ impl Handler<LoadWorld> for DbExecutor {
     type Result = Result<(Vec<RoomRecord>, Vec<ExitRecord>), DbError>;
 
     fn handle(&mut self, _: LoadWorld, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("load_world");
         let mut conn = self.conn()?;
         let (rooms, exits) = world::load_world(&mut conn)?;
         Ok((
@@ -299,6 +334,7 @@ impl Handler<LoadCharacters> for DbExecutor {
     type Result = Result<Vec<CharacterRecord>, DbError>;
 
     fn handle(&mut self, msg: LoadCharacters, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("load_characters");
         let mut conn = self.conn()?;
         Ok(Character::list_for_account(&mut conn, msg.account)?
             .into_iter()
@@ -322,6 +358,7 @@ impl Handler<CreateCharacter> for DbExecutor {
     type Result = Result<CharacterRecord, DbError>;
 
     fn handle(&mut self, msg: CreateCharacter, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("create_character");
         let mut conn = self.conn()?;
         let character = Character::create(
             &mut conn,
@@ -354,6 +391,7 @@ impl Handler<DeleteCharacter> for DbExecutor {
     type Result = Result<bool, DbError>;
 
     fn handle(&mut self, msg: DeleteCharacter, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("delete_character");
         let mut conn = self.conn()?;
         let deleted = Character::delete(&mut conn, msg.account, msg.character)?;
         if deleted {
@@ -379,6 +417,7 @@ impl Handler<SetCharacterLocation> for DbExecutor {
     type Result = Result<(), DbError>;
 
     fn handle(&mut self, msg: SetCharacterLocation, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("set_character_location");
         let mut conn = self.conn()?;
         Character::set_location(&mut conn, msg.character, msg.room)
     }
@@ -396,6 +435,7 @@ impl Handler<MarkPuppeted> for DbExecutor {
     type Result = Result<(), DbError>;
 
     fn handle(&mut self, msg: MarkPuppeted, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("mark_puppeted");
         let mut conn = self.conn()?;
         Character::mark_puppeted(&mut conn, msg.character, msg.account, now_db_millis())
     }
@@ -426,7 +466,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = open_pool(&dir.path().join("data/gatehouse.sqlite3"), 2).unwrap();
         run_migrations(&pool).unwrap();
-        let db = start(pool, 2);
+        let db = start(pool, 2, ServerMetrics::new());
 
         let created = reply(db.send(CreateAccount {
             name: "Alice".to_owned(),
@@ -481,7 +521,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pool = open_pool(&dir.path().join("gatehouse.sqlite3"), 2).unwrap();
         run_migrations(&pool).unwrap();
-        let db = start(pool, 2);
+        let db = start(pool, 2, ServerMetrics::new());
 
         let (rooms, exits) = reply(db.send(LoadWorld)).await.unwrap();
         assert_eq!(rooms[0].id, LIMBO);

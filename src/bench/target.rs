@@ -25,6 +25,7 @@ const SPAWN_SETTINGS: &[(&str, &str)] = &[
     ("portal.web_port", "0"),
     ("portal.websocket_port", "0"),
     ("portal.link_addr", "\"127.0.0.1:0\""),
+    ("server.http_addr", "\"127.0.0.1:0\""),
     ("portal.max_connection_rate", "1000000"),
     ("portal.max_command_rate", "0"),
 ];

@@ -90,6 +90,7 @@ impl Game {
             .env("GATEHOUSE__PORTAL__WEBSOCKET_PORT", "0")
             .env("GATEHOUSE__PORTAL__TELNET_INTERFACES", "[\"127.0.0.1\"]")
             .env("GATEHOUSE__PORTAL__LINK_ADDR", "127.0.0.1:0")
+            .env("GATEHOUSE__SERVER__HTTP_ADDR", "127.0.0.1:0")
             .env("GATEHOUSE__PORTAL__MAX_CONNECTION_RATE", "1000")
             .env("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "true")
             .env("RUST_LOG", "info")
@@ -127,14 +128,16 @@ impl Game {
 
     /// GETs `path` from the Portal's web port; answers the status line and the body.
     pub fn http_get(&self, path: &str) -> (String, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port("web"))).expect("web port");
-        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("request");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response");
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        let status = head.lines().next().unwrap_or_default().to_owned();
-        (status, body.to_owned())
+        http_get(&format!("127.0.0.1:{}", self.port("web")), path)
+    }
+
+    /// GETs `path` from the Server's own HTTP port (`run/server-http.txt`).
+    pub fn server_http_get(&self, path: &str) -> (String, String) {
+        let addr = wait_for("run/server-http.txt", DEADLINE, || {
+            let text = std::fs::read_to_string(self.path().join("run/server-http.txt")).ok()?;
+            Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+        });
+        http_get(&addr, path)
     }
 
     /// Where the Portal's link listens (from `run/ports.toml`).
@@ -163,6 +166,7 @@ impl Game {
             .arg(self.path())
             .arg("server")
             .env("GATEHOUSE__PORTAL__LINK_ADDR", link_addr)
+            .env("GATEHOUSE__SERVER__HTTP_ADDR", "127.0.0.1:0")
             .env("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "true")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -265,6 +269,18 @@ impl Drop for Game {
             eprintln!("---- game log ----\n{}", self.log());
         }
     }
+}
+
+/// GETs `path` from the HTTP server at `addr`; answers the status line and the body.
+pub fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("HTTP port");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
 }
 
 /// A `gatehouse server` started by a test; killed when dropped.

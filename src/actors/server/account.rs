@@ -55,6 +55,8 @@ pub struct DetachSession {
 pub struct AccountInput {
     pub sessid: SessionId,
     pub input: Input,
+    /// When it arrived over the link: the start of its latency.
+    pub received: std::time::Instant,
 }
 
 pub struct Account {
@@ -813,7 +815,11 @@ impl Handler<AccountInput> for Account {
             return;
         }
         match msg.input {
-            Input::Text(line) => self.run(msg.sessid, &line, ctx),
+            Input::Text(line) => {
+                self.run(msg.sessid, &line, ctx);
+                let took = msg.received.elapsed().as_secs_f64();
+                self.server.metrics.command_seconds.observe(took);
+            }
             Input::Oob(oob) => {
                 log::debug!("account {}: OOB {} not handled", self.id, oob.name)
             }

@@ -9,6 +9,7 @@ use actix::Addr;
 
 use super::handler::ServerSessionHandler;
 use super::link::{PortalLink, ToPortal};
+use super::metrics::ServerMetrics;
 use super::world::World;
 use crate::actors::db::DbExecutor;
 use crate::protocols::link::{Output, ServerToPortal};
@@ -22,6 +23,7 @@ pub struct ServerContext {
     pub link: Addr<PortalLink>,
     pub db: Addr<DbExecutor>,
     pub world: Addr<World>,
+    pub metrics: Arc<ServerMetrics>,
 }
 
 impl ServerContext {

@@ -6,7 +6,7 @@
 //! it from the Portal's resync after a reload or crash. It owns no socket and
 //! formats no player text beyond announcements.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use super::account::{Account, AttachSession, DetachSession};
 use super::context::ServerContext;
 use super::link::{PortalLink, ToPortal};
+use super::metrics::{ServerMetrics, ServerSnapshot};
 use super::session::{ServerSession, SessionCommand, StopSession};
 use super::throttle::{Throttle, CREATION_THROTTLED, LOGIN_THROTTLED};
 use super::world::World;
@@ -208,6 +209,7 @@ pub struct ServerSessionHandler {
     /// Bumped whenever a session comes, goes or logs in: what `who` lists.
     who_generation: u64,
     who_cache: Option<WhoCache>,
+    metrics: Arc<ServerMetrics>,
 }
 
 impl ServerSessionHandler {
@@ -217,6 +219,7 @@ impl ServerSessionHandler {
         db: Addr<DbExecutor>,
         world: Addr<World>,
         stop: mpsc::UnboundedSender<StopRequest>,
+        metrics: Arc<ServerMetrics>,
     ) -> Self {
         let t = &settings.throttle;
         Self {
@@ -237,6 +240,7 @@ impl ServerSessionHandler {
             disconnected_while_down: HashMap::new(),
             who_generation: 0,
             who_cache: None,
+            metrics,
         }
     }
 
@@ -247,6 +251,20 @@ impl ServerSessionHandler {
             link: self.link.clone(),
             db: self.db.clone(),
             world: self.world.clone(),
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+
+    fn snapshot(&self) -> ServerSnapshot {
+        let logged_in = || self.sessions.values().filter(|e| e.record.logged_in);
+        let accounts: HashSet<_> = logged_in().filter_map(|e| e.record.account_id).collect();
+        let puppets: HashSet<_> = logged_in().filter_map(|e| e.record.puppet_id).collect();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        ServerSnapshot {
+            portal_connected: self.link_up,
+            sessions: count(self.sessions.len()),
+            accounts_online: count(accounts.len()),
+            puppets: count(puppets.len()),
         }
     }
 
@@ -501,7 +519,10 @@ impl Handler<FromPortal> for ServerSessionHandler {
                     if let crate::protocols::link::Input::Text(line) = &input {
                         entry.record.record_input(line, idle_command, now_millis());
                     }
-                    entry.actor.do_send(SessionCommand { input });
+                    entry.actor.do_send(SessionCommand {
+                        input,
+                        received: std::time::Instant::now(),
+                    });
                 }
             }
             PortalToServer::AllDisconnected => self.remove_all(),
@@ -528,6 +549,32 @@ impl Handler<PortalLinkDown> for ServerSessionHandler {
     }
 }
 
+/// The page `/metrics` serves.
+#[derive(Message, Debug)]
+#[rtype(result = "String")]
+pub struct RenderMetrics;
+
+impl Handler<RenderMetrics> for ServerSessionHandler {
+    type Result = String;
+
+    fn handle(&mut self, _: RenderMetrics, _: &mut Context<Self>) -> String {
+        self.metrics.render(self.snapshot())
+    }
+}
+
+/// What `/healthz` answers.
+#[derive(Message, Debug)]
+#[rtype(result = "ServerSnapshot")]
+pub struct GetHealth;
+
+impl Handler<GetHealth> for ServerSessionHandler {
+    type Result = MessageResult<GetHealth>;
+
+    fn handle(&mut self, _: GetHealth, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.snapshot())
+    }
+}
+
 impl Handler<Login> for ServerSessionHandler {
     type Result = MessageResult<Login>;
 
@@ -540,6 +587,7 @@ impl Handler<Login> for ServerSessionHandler {
             .record
             .log_in(msg.account.id, &msg.account.name, now_millis());
         self.who_generation += 1;
+        self.metrics.logins.inc();
         let record = entry.record.clone();
         let addr = self.account_actor(msg.account.id, &msg.account.name, ctx);
         addr.do_send(AttachSession {

@@ -10,7 +10,9 @@
 pub mod account;
 pub mod context;
 pub mod handler;
+pub mod http;
 pub mod link;
+pub mod metrics;
 pub mod rules;
 pub mod session;
 pub mod throttle;
@@ -24,7 +26,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::actors::db;
-use crate::control::{GameDir, SERVER_PID_FILE};
+use crate::control::{write_atomically, GameDir, SERVER_HTTP_FILE, SERVER_PID_FILE};
 use crate::models::{self, DbError};
 use crate::settings::{Settings, SettingsError};
 use handler::{PrepareStop, ServerSessionHandler};
@@ -51,6 +53,11 @@ pub enum ServerError {
     GameDir(#[from] std::io::Error),
     #[error("the Portal refused this Server; see the log above")]
     Refused,
+    #[error("cannot listen on {addr} for server.http_addr: {source}")]
+    HttpBind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Opens the configured database and applies pending migrations.
@@ -77,7 +84,8 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
     let portal = settings.link_socket_addr()?;
     let settings = Arc::new(settings);
     let threads = usize::try_from(settings.database.pool_size).unwrap_or(1);
-    let db = db::start(pool, threads);
+    let metrics = metrics::ServerMetrics::new();
+    let db = db::start(pool, threads, Arc::clone(&metrics));
 
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
     let link = PortalLink::new(portal, settings.portal.link_secret.clone()).start();
@@ -88,8 +96,21 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
         db,
         world,
         stop_tx.clone(),
+        metrics,
     )
     .start();
+    let http = match settings.server_http_addr()? {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|source| ServerError::HttpBind { addr, source })?;
+            listener.set_nonblocking(true)?;
+            let bound = listener.local_addr()?;
+            write_atomically(&game_dir.run_file(SERVER_HTTP_FILE), &format!("{bound}\n"))?;
+            log::info!("metrics and health on http://{bound}/metrics and /healthz");
+            Some(http::start(listener, handler.clone())?)
+        }
+        None => None,
+    };
     link.do_send(SetHandler(handler.clone()));
     game_dir.write_pid(SERVER_PID_FILE, std::process::id())?;
     let signals = actix_rt::spawn(forward_signals(stop_tx));
@@ -101,6 +122,10 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
     }
     let _ = link.send(FlushAndClose).await;
     signals.abort();
+    if let Some(http) = http {
+        http.stop(true).await;
+        game_dir.remove_run_file(SERVER_HTTP_FILE);
+    }
     game_dir.remove_run_file(SERVER_PID_FILE);
     if reason == StopRequest::Refused {
         return Err(ServerError::Refused);

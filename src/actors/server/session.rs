@@ -6,6 +6,8 @@
 //! the password check holds back the lines typed after it, and no other
 //! session waits for it.
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 
 use super::account::{Account, AccountInput};
@@ -34,6 +36,8 @@ const CREATE_FAILED: &str = "The account could not be created right now. Please 
 #[rtype(result = "()")]
 pub struct SessionCommand {
     pub input: Input,
+    /// When it arrived over the link: the start of its latency.
+    pub received: std::time::Instant,
 }
 
 /// The session is gone; stop the actor.
@@ -296,6 +300,7 @@ impl ServerSession {
         let handler = self.server.handler.clone();
         let sessid = self.sessid;
         let address = self.address.clone();
+        let metrics = Arc::clone(&self.server.metrics);
         // `wait` holds this session's later lines until the login is settled.
         ctx.wait(
             async move {
@@ -307,7 +312,10 @@ impl ServerSession {
                 };
                 match handler.send(attempt).await {
                     Ok(None) => {}
-                    Ok(Some(refusal)) => return Err(refusal.to_owned()),
+                    Ok(Some(refusal)) => {
+                        metrics.failed_logins.inc();
+                        return Err(refusal.to_owned());
+                    }
                     Err(_) => return Err(DB_UNAVAILABLE.to_owned()),
                 }
                 log::debug!("session {sessid}: checking the password for {name:?}");
@@ -319,7 +327,10 @@ impl ServerSession {
                         });
                         record
                     }
-                    Ok(None) => return Err(LOGIN_FAILED.to_owned()),
+                    Ok(None) => {
+                        metrics.failed_logins.inc();
+                        return Err(LOGIN_FAILED.to_owned());
+                    }
                     Err(e) => {
                         log::error!("session {sessid}: login failed in the database: {e}");
                         return Err(DB_UNAVAILABLE.to_owned());
@@ -468,12 +479,15 @@ impl Handler<SessionCommand> for ServerSession {
                 account.do_send(AccountInput {
                     sessid: self.sessid,
                     input: Input::Text(line),
+                    received: msg.received,
                 });
                 return;
             }
             self.account = None;
         }
         self.run_unlogged_in(&line, ctx);
+        let took = msg.received.elapsed().as_secs_f64();
+        self.server.metrics.command_seconds.observe(took);
     }
 }
 
