@@ -17,6 +17,7 @@
 //! - [`bench`]: `gatehouse bench`, the load tester (simulated telnet players, latency
 //!   statistics, process sampling, the echo baseline).
 //! - [`control`]: the game dir's `run/` files the CLI uses to steer a running game.
+//! - [`status`]: what `gatehouse status` prints, from those files and both processes' `/metrics`.
 //! - [`fuzzing`]: the fuzz targets' entry points, shared with the corpus replay test.
 //!
 //! See ARCHITECTURE.md for the invariants and boundaries.
@@ -30,3 +31,4 @@ pub mod models;
 pub mod protocols;
 pub mod session;
 pub mod settings;
+pub mod status;

@@ -18,7 +18,7 @@ use gatehouse::actors::portal::{self, supervisor::ServerCommand, PortalOptions};
 use gatehouse::actors::server;
 use gatehouse::bench::BenchOptions;
 use gatehouse::commands::account::DEFAULT_DESCRIPTION;
-use gatehouse::control::{self, GameDir, PORTAL_PID_FILE, SERVER_PID_FILE};
+use gatehouse::control::{self, GameDir, PORTAL_PID_FILE};
 use gatehouse::models::account::Account;
 use gatehouse::models::character::Character;
 use gatehouse::models::world::LIMBO;
@@ -195,7 +195,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status => {
-            print_status(&game);
+            gatehouse::status::print(&game);
             Ok(())
         }
         Command::Migrate => {
@@ -382,26 +382,4 @@ fn stop_daemon(game: &GameDir) -> anyhow::Result<()> {
     }
     println!("gatehouse stopped.");
     Ok(())
-}
-
-fn print_status(game: &GameDir) {
-    let portal = game.live_pid(PORTAL_PID_FILE);
-    let server = game.live_pid(SERVER_PID_FILE);
-    match portal {
-        Some(pid) => println!("Portal: running (pid {pid})"),
-        None => println!("Portal: not running"),
-    }
-    match (server, game.read_status()) {
-        (Some(pid), Some(status)) if status.server_connected => {
-            println!("Server: running (pid {pid}), connected to the Portal")
-        }
-        (Some(pid), _) => println!("Server: running (pid {pid}), not connected"),
-        (None, _) => println!("Server: not running"),
-    }
-    if let (Some(_), Some(status)) = (portal, game.read_status()) {
-        println!(
-            "Sessions: {} ({} logged in, {} waiting to connect)",
-            status.sessions, status.logged_in, status.queued_connections
-        );
-    }
 }

@@ -126,6 +126,28 @@ fn the_server_reports_accounts_puppets_failures_and_latencies() {
     assert!(commands >= 5.0, "{commands} commands timed:\n{page}");
     let (status, health) = game.server_http_get("/healthz");
     assert!(status.contains("200"), "{status}");
+
+    // `gatehouse status` prints the same figures as a table.
+    let out = game.cli(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = |label: &str| {
+        table
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no {label} row in\n{table}"))
+            .split_whitespace()
+            .last()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(row("logged in"), "2", "{table}");
+    assert_eq!(row("not logged in"), "1", "{table}");
+    assert!(
+        table.contains("accounts online 2, puppets 2, logins 2, failed logins 1"),
+        "{table}"
+    );
+    assert!(table.contains("database authenticate"), "{table}");
     assert!(
         health.contains("\"server\":\"up\"") && health.contains("\"accounts_online\":2"),
         "{health}"
