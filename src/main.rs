@@ -195,7 +195,7 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status => {
-            gatehouse::status::print(&game);
+            print!("{}", gatehouse::status::render(&game));
             Ok(())
         }
         Command::Migrate => {

@@ -184,8 +184,8 @@ pub fn server_table(s: &Samples) -> String {
     out
 }
 
-/// Prints everything `gatehouse status` shows.
-pub fn print(game: &GameDir) {
+/// Everything `gatehouse status` shows.
+pub fn render(game: &GameDir) -> String {
     let portal = game.live_pid(PORTAL_PID_FILE);
     let server = game.live_pid(SERVER_PID_FILE);
     let mut out = String::new();
@@ -238,7 +238,7 @@ pub fn print(game: &GameDir) {
             }
         }
     }
-    print!("{out}");
+    out
 }
 
 #[cfg(test)]
