@@ -14,18 +14,8 @@ const PASSWORD: &str = "correct-horse-9";
 
 type Conn = actix_codec::Framed<awc::BoxedSocket, awc::ws::Codec>;
 
-fn port(game: &Game, key: &str) -> u16 {
-    let text = std::fs::read_to_string(game.path().join("run/ports.toml")).unwrap();
-    let line = text.lines().find(|l| l.starts_with(key)).unwrap();
-    line.chars()
-        .filter(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
-}
-
 async fn connect(game: &Game) -> Conn {
-    let url = format!("ws://127.0.0.1:{}/", port(game, "websocket"));
+    let url = format!("ws://127.0.0.1:{}/", game.port("websocket"));
     let (_, conn) = awc::Client::new()
         .ws(url)
         .connect()
@@ -114,7 +104,7 @@ async fn a_telnet_player_and_a_web_player_hear_each_other() {
 #[actix_rt::test]
 async fn healthz_reports_the_portal_and_the_server_link() {
     let game = Game::start(&[]);
-    let url = format!("http://127.0.0.1:{}/healthz", port(&game, "web"));
+    let url = format!("http://127.0.0.1:{}/healthz", game.port("web"));
     let mut resp = awc::Client::new().get(url).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
@@ -171,7 +161,7 @@ async fn an_oversized_frame_costs_only_its_own_connection() {
 #[actix_rt::test]
 async fn the_web_client_page_is_served_with_its_assets() {
     let game = Game::start(&[("GATEHOUSE__SERVER__NAME", "Test <Game>")]);
-    let base = format!("http://127.0.0.1:{}", port(&game, "web"));
+    let base = format!("http://127.0.0.1:{}", game.port("web"));
     let client = awc::Client::new();
     let mut page = client.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(page.status().as_u16(), 200);
@@ -181,7 +171,7 @@ async fn the_web_client_page_is_served_with_its_assets() {
         "the name is escaped: {html}"
     );
     assert!(
-        html.contains(&format!("websocketPort: {}", port(&game, "websocket"))),
+        html.contains(&format!("websocketPort: {}", game.port("websocket"))),
         "{html}"
     );
     // Script and style are inlined: the page needs no second request.
@@ -238,7 +228,7 @@ async fn a_dropped_web_session_is_resumed_with_its_token_and_only_once() {
     expect(&mut ws, "Exits:").await;
     // The connection drops without a close frame (a lost network).
     drop(ws);
-    let url = format!("ws://127.0.0.1:{}/?token={first}", port(&game, "websocket"));
+    let url = format!("ws://127.0.0.1:{}/?token={first}", game.port("websocket"));
     let (_, mut back) = awc::Client::new().ws(url.clone()).connect().await.unwrap();
     expect(&mut back, "(Reconnected: you are back in your session.)").await;
     let second = token(&mut back).await;
