@@ -41,18 +41,20 @@ impl Samples {
     /// The `q` quantile (0..1) of histogram `name`, as the upper bound of the bucket
     /// it falls in; `None` without observations.
     pub fn quantile(&self, name: &str, q: f64) -> Option<f64> {
-        self.quantile_where(name, "", q)
+        self.quantile_where(name, &[], q)
     }
 
-    /// As [`Samples::quantile`], for the series whose labels start with `labels`
-    /// (e.g. `query="authenticate",`).
-    pub fn quantile_where(&self, name: &str, labels: &str, q: f64) -> Option<f64> {
-        let prefix = format!("{name}_bucket{{{labels}le=\"");
+    /// As [`Samples::quantile`], for the series whose other labels are `labels`.
+    pub fn quantile_where(&self, name: &str, labels: &[(&str, &str)], q: f64) -> Option<f64> {
+        let prefix = format!("{name}_bucket{{");
         let mut buckets: Vec<(f64, f64)> = self
             .0
             .iter()
             .filter_map(|(series, count)| {
-                let le = series.strip_prefix(&prefix)?.strip_suffix("\"}")?;
+                let mut pairs = parse_labels(series.strip_prefix(&prefix)?.strip_suffix('}')?);
+                let le = pairs.remove("le")?;
+                let wanted: BTreeMap<&str, &str> = labels.iter().copied().collect();
+                (pairs == wanted).then_some(())?;
                 let bound = if le == "+Inf" {
                     f64::INFINITY
                 } else {
@@ -71,6 +73,16 @@ impl Samples {
             .find(|(_, cumulative)| *cumulative >= q * total)
             .map(|(bound, _)| *bound)
     }
+}
+
+/// `a="x",b="y"` as a map (label values here never hold a comma or a quote).
+fn parse_labels(text: &str) -> BTreeMap<&str, &str> {
+    text.split(',')
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once('=')?;
+            Some((key, value.strip_prefix('"')?.strip_suffix('"')?))
+        })
+        .collect()
 }
 
 /// GETs `/metrics` from `addr`.
@@ -173,7 +185,7 @@ pub fn server_table(s: &Samples) -> String {
         else {
             continue;
         };
-        let labels = format!("query=\"{query}\",");
+        let labels = [("query", query)];
         let _ = writeln!(
             out,
             "  database {query:<18} p50 {}, p99 {} ({count} queries)",
@@ -253,8 +265,8 @@ mod tests {
         gatehouse_server_command_seconds_bucket{le=\"0.01\"} 99\n\
         gatehouse_server_command_seconds_bucket{le=\"+Inf\"} 100\n\
         gatehouse_server_command_seconds_count 100\n\
-        gatehouse_server_db_query_seconds_bucket{query=\"authenticate\",le=\"0.05\"} 4\n\
-        gatehouse_server_db_query_seconds_bucket{query=\"authenticate\",le=\"+Inf\"} 4\n\
+        gatehouse_server_db_query_seconds_bucket{le=\"0.05\",query=\"authenticate\"} 4\n\
+        gatehouse_server_db_query_seconds_bucket{le=\"+Inf\",query=\"authenticate\"} 4\n\
         gatehouse_server_db_query_seconds_count{query=\"authenticate\"} 4\n\
         # EOF\n";
 
@@ -273,7 +285,7 @@ mod tests {
         assert_eq!(
             s.quantile_where(
                 "gatehouse_server_db_query_seconds",
-                "query=\"authenticate\",",
+                &[("query", "authenticate")],
                 0.5
             ),
             Some(0.05)

@@ -147,7 +147,11 @@ fn the_server_reports_accounts_puppets_failures_and_latencies() {
         table.contains("accounts online 2, puppets 2, logins 2, failed logins 1"),
         "{table}"
     );
-    assert!(table.contains("database authenticate"), "{table}");
+    let auth = table
+        .lines()
+        .find(|l| l.contains("database authenticate"))
+        .unwrap_or_else(|| panic!("no database line in\n{table}"));
+    assert!(auth.contains(" ms, p99 ") && auth.ends_with("(3 queries)"), "{auth}");
     assert!(
         health.contains("\"server\":\"up\"") && health.contains("\"accounts_online\":2"),
         "{health}"
