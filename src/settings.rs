@@ -104,9 +104,9 @@ pub struct PortalSettings {
     pub max_command_rate: f64,
     /// Longest accepted input line in characters; longer lines are refused. `0` turns it off.
     pub max_char_limit: usize,
-    /// Bytes per second read from one telnet connection after a burst of four
-    /// seconds' worth; more is read later (TCP makes the client wait), never dropped.
-    /// `0` turns it off.
+    /// Bytes per second one connection may send after a burst of four seconds'
+    /// worth: telnet input beyond it is read later (TCP makes the client wait), never
+    /// dropped; a web tab beyond it is closed. `0` turns it off.
     pub max_input_rate: usize,
     /// Bytes queued to a client that does not read before it is disconnected.
     pub output_buffer_limit: usize,

@@ -515,6 +515,7 @@ mod websocket_actor {
         let limits = web::Data::new(websocket::WebSocketConfig {
             timeout,
             output_buffer_limit: 1 << 20,
+            max_input_rate: 16_384,
             forwarded_for: None,
             metrics: gatehouse::actors::portal::metrics::PortalMetrics::new(),
         });

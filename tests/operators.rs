@@ -151,7 +151,10 @@ fn the_server_reports_accounts_puppets_failures_and_latencies() {
         .lines()
         .find(|l| l.contains("database authenticate"))
         .unwrap_or_else(|| panic!("no database line in\n{table}"));
-    assert!(auth.contains(" ms, p99 ") && auth.ends_with("(3 queries)"), "{auth}");
+    assert!(
+        auth.contains(" ms, p99 ") && auth.ends_with("(3 queries)"),
+        "{auth}"
+    );
     assert!(
         health.contains("\"server\":\"up\"") && health.contains("\"accounts_online\":2"),
         "{health}"

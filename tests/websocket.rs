@@ -323,3 +323,30 @@ async fn a_tab_that_stops_reading_is_dropped_at_the_output_limit_and_a_reading_o
     let who = telnet.who();
     assert!(who.contains("Reed") && who.contains("Tess"), "{who}");
 }
+
+#[actix_rt::test]
+async fn a_tab_that_floods_input_is_closed_and_nobody_else_notices() {
+    let game = Game::start(&[("GATEHOUSE__PORTAL__MAX_INPUT_RATE", "16384")]);
+    let mut telnet = game.connect();
+    telnet.create_and_login("Flor", PASSWORD);
+    let mut ws = web_player(&game, "Fenn").await;
+    // 16 KiB/s after a 64 KiB burst: 100 frames of 8 KiB at once are far beyond it.
+    let frame = format!(r#"["text", ["say {}"], {{}}]"#, "x".repeat(8 * 1024));
+    for _ in 0..100 {
+        if ws.send(Message::Text(frame.clone().into())).await.is_err() {
+            break;
+        }
+    }
+    expect(&mut ws, "too much too fast").await;
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(end, ws.next()).await {
+            Ok(Some(Ok(Frame::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the flooding tab stayed open"),
+        }
+    }
+    telnet.send("look");
+    telnet.expect("Exits:");
+    assert!(game.log().contains("input beyond portal.max_input_rate"));
+}

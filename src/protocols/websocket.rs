@@ -20,11 +20,15 @@ use crate::actors::portal::handler::{
     IssueToken, OpenSession, PortalSessionHandler, ResumeSession, SessionClosed, SessionDetached,
     SessionInput, ToSession,
 };
+use crate::actors::portal::limits::InputPacer;
 use crate::actors::portal::metrics::PortalMetrics;
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::proxy::TrustedProxies;
 use crate::protocols::text::to_html;
 use crate::session::{without_controls, ProtocolFlags, SessionId};
+
+/// Shown to a tab closed for sending beyond `portal.max_input_rate`.
+const INPUT_FLOOD_MESSAGE: &str = "Your client sent too much too fast; disconnecting.";
 
 /// The protocol key of web client sessions.
 pub const PROTOCOL_KEY: &str = "websocket";
@@ -43,6 +47,10 @@ pub struct WebSocketConfig {
     /// Output a tab may leave unread before it is dropped
     /// (`portal.output_buffer_limit`, as for telnet).
     pub output_buffer_limit: usize,
+    /// `portal.max_input_rate`: bytes per second a tab may send after a burst of four
+    /// seconds' worth (0: no limit). A websocket cannot be read more slowly, so a tab
+    /// beyond it is closed.
+    pub max_input_rate: usize,
     /// Take the client's address from `X-Forwarded-For` when these proxies send it
     /// (`portal.websocket_forwarded_for`).
     pub forwarded_for: Option<TrustedProxies>,
@@ -147,6 +155,8 @@ pub struct WebSocketSession {
     /// such check; its users saw sessions linger for weeks).
     limits: Limits,
     metrics: Arc<PortalMetrics>,
+    /// What the tab may send.
+    input: InputPacer,
     /// Bytes of text frames written to this tab so far.
     written: u64,
     /// `written` when the last ping went out; each ping carries it.
@@ -175,6 +185,7 @@ impl WebSocketSession {
                 output_buffer_limit: config.output_buffer_limit,
             },
             metrics: Arc::clone(&config.metrics),
+            input: InputPacer::new(config.max_input_rate, Instant::now()),
             written: 0,
             pinged_at: 0,
             read_up_to: 0,
@@ -330,6 +341,18 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSocketSession 
         };
         if let ws::Message::Text(text) = &msg {
             self.metrics.bytes_received.inc_by(text.len() as u64);
+            if !self.input.spend(text.len(), Instant::now()).is_zero() {
+                log::warn!(
+                    "websocket session {:?} from {}: input beyond portal.max_input_rate; closing",
+                    self.sessid,
+                    self.address
+                );
+                ctx.text(error_frame(INPUT_FLOOD_MESSAGE));
+                self.clean_close = true;
+                ctx.close(Some(ws::CloseCode::Policy.into()));
+                ctx.stop();
+                return;
+            }
         }
         match msg {
             ws::Message::Text(text) => match parse_frame(&text) {

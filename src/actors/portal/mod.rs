@@ -189,6 +189,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         WebSocketConfig {
             timeout: std::time::Duration::from_secs(settings.portal.websocket_timeout),
             output_buffer_limit: settings.portal.output_buffer_limit,
+            max_input_rate: settings.portal.max_input_rate,
             forwarded_for: settings
                 .portal
                 .websocket_forwarded_for
