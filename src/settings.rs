@@ -171,7 +171,8 @@ impl Default for PortalSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// `sqlite://relative/or/absolute/path.db`; relative paths are under the game dir.
+    /// `sqlite://relative/or/absolute/path.db` (relative paths are under the game
+    /// dir) or `postgres://user:password@host:port/database`.
     pub url: String,
     /// Database connections, and threads of the blocking executor.
     pub pool_size: u32,
@@ -409,25 +410,70 @@ impl Settings {
             .collect()
     }
 
-    /// The SQLite file `database.url` names, resolved against the game dir.
-    pub fn sqlite_path(&self, game_dir: &Path) -> Result<PathBuf, SettingsError> {
-        let rest =
-            self.database
-                .url
-                .strip_prefix("sqlite://")
-                .ok_or_else(|| SettingsError::Invalid {
-                    key: "database.url".to_owned(),
-                    message: format!(
-                        "{:?} is not supported: use sqlite://path/to/file.db",
-                        self.database.url
-                    ),
-                })?;
-        let path = Path::new(rest);
-        Ok(if path.is_absolute() {
-            path.to_owned()
-        } else {
-            game_dir.join(path)
+    /// The database `database.url` names: a SQLite file, resolved against the game
+    /// dir, or a PostgreSQL server.
+    pub fn database_target(&self, game_dir: &Path) -> Result<DatabaseTarget, SettingsError> {
+        let url = self.database.url.trim();
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let path = Path::new(rest);
+            return Ok(DatabaseTarget::Sqlite(if path.is_absolute() {
+                path.to_owned()
+            } else {
+                game_dir.join(path)
+            }));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseTarget::Postgres(url.to_owned()));
+        }
+        Err(SettingsError::Invalid {
+            key: "database.url".to_owned(),
+            message: format!(
+                "{:?} is not supported: use sqlite://path/to/file.db or \
+                 postgres://user:password@host/database",
+                DatabaseTarget::Postgres(url.to_owned()).to_string()
+            ),
         })
+    }
+}
+
+/// Where the database is, from `database.url`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// The SQLite file (the embedded default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL.
+    Postgres(String),
+}
+
+impl DatabaseTarget {
+    /// The URL with any password replaced by `***`, for logs and errors.
+    fn redacted(url: &str) -> String {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.to_owned();
+        };
+        match rest.split_once('@') {
+            Some((user_info, host)) => match user_info.split_once(':') {
+                Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        }
+    }
+}
+
+/// Shown in logs and errors: never the password.
+impl std::fmt::Display for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseTarget::Sqlite(path) => write!(f, "{}", path.display()),
+            DatabaseTarget::Postgres(url) => f.write_str(&Self::redacted(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseTarget({self})")
     }
 }
 
@@ -627,8 +673,30 @@ mod tests {
     fn sqlite_paths_resolve_against_the_game_dir() {
         let s = Settings::default();
         assert_eq!(
-            s.sqlite_path(Path::new("/games/mygame")).unwrap(),
-            PathBuf::from("/games/mygame/server/gatehouse.db")
+            s.database_target(Path::new("/games/mygame")).unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("/games/mygame/server/gatehouse.db"))
+        );
+    }
+
+    #[test]
+    fn postgres_urls_are_taken_and_never_shown_with_their_password() {
+        let mut s = Settings::default();
+        s.database.url = "postgres://mud:s3cret@db.example:5432/game".into();
+        let target = s.database_target(Path::new("/g")).unwrap();
+        assert_eq!(
+            target,
+            DatabaseTarget::Postgres("postgres://mud:s3cret@db.example:5432/game".into())
+        );
+        assert_eq!(
+            target.to_string(),
+            "postgres://mud:***@db.example:5432/game"
+        );
+        assert!(!format!("{target:?}").contains("s3cret"));
+        s.database.url = "mysql://root:pw@host/db".into();
+        let err = s.database_target(Path::new("/g")).unwrap_err().to_string();
+        assert!(
+            err.contains("database.url") && !err.contains("pw@"),
+            "{err}"
         );
     }
 }

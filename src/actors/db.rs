@@ -449,6 +449,7 @@ mod tests {
 
     use super::*;
     use crate::models::{open_pool, run_migrations};
+    use crate::settings::DatabaseTarget;
 
     /// Generous for argon2 in a debug build on a slow CI machine, but a
     /// stuck executor still fails the test instead of hanging it.
@@ -464,7 +465,11 @@ mod tests {
     #[actix::test]
     async fn create_authenticate_and_change_password_through_messages() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(&dir.path().join("data/gatehouse.sqlite3"), 2).unwrap();
+        let pool = open_pool(
+            &DatabaseTarget::Sqlite(dir.path().join("data/gatehouse.sqlite3")),
+            2,
+        )
+        .unwrap();
         run_migrations(&pool).unwrap();
         let db = start(pool, 2, ServerMetrics::new());
 
@@ -519,7 +524,11 @@ mod tests {
     #[actix::test]
     async fn characters_through_messages() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(&dir.path().join("gatehouse.sqlite3"), 2).unwrap();
+        let pool = open_pool(
+            &DatabaseTarget::Sqlite(dir.path().join("gatehouse.sqlite3")),
+            2,
+        )
+        .unwrap();
         run_migrations(&pool).unwrap();
         let db = start(pool, 2, ServerMetrics::new());
 

@@ -16,7 +16,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use rand_core::OsRng;
 
 use super::schema::accounts;
-use super::DbError;
+use super::{DbConnection, DbError};
 use crate::session::AccountId;
 
 /// Shortest account name, in characters.
@@ -35,7 +35,7 @@ const DUMMY_HASH: &str =
 
 /// One row of `accounts`.
 #[derive(Clone, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = accounts, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = accounts, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Account {
     pub id: i32,
     /// The name as the player typed it when creating the account.
@@ -101,10 +101,10 @@ impl Account {
     /// Creates an account after checking the name and password rules.
     ///
     /// The password is hashed before the write transaction opens, so the
-    /// slow part never holds SQLite's write lock. A name that differs from
+    /// slow part never holds the database's write lock. A name that differs from
     /// an existing one only in case is [`DbError::NameTaken`].
     pub fn create(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         name: &str,
         password: &str,
         superuser: bool,
@@ -127,9 +127,10 @@ impl Account {
             is_superuser: superuser,
             created_at: now_millis,
         };
-        // IMMEDIATE takes the write lock up front, so a busy database is
-        // waited out by busy_timeout rather than failing halfway through.
-        conn.immediate_transaction(|conn| {
+        // The insert comes first, so the transaction holds the write lock from
+        // its start (a busy SQLite file is waited out by busy_timeout rather
+        // than failing halfway through).
+        conn.transaction(|conn| {
             diesel::insert_into(accounts::table)
                 .values(&new)
                 .execute(conn)
@@ -147,7 +148,7 @@ impl Account {
     }
 
     /// The account with this id, if any.
-    pub fn find(conn: &mut SqliteConnection, id: AccountId) -> Result<Option<Account>, DbError> {
+    pub fn find(conn: &mut DbConnection, id: AccountId) -> Result<Option<Account>, DbError> {
         Ok(accounts::table
             .find(id.0)
             .select(Account::as_select())
@@ -156,10 +157,7 @@ impl Account {
     }
 
     /// The account with this name in any letter case, if any.
-    pub fn find_by_name(
-        conn: &mut SqliteConnection,
-        name: &str,
-    ) -> Result<Option<Account>, DbError> {
+    pub fn find_by_name(conn: &mut DbConnection, name: &str) -> Result<Option<Account>, DbError> {
         Ok(accounts::table
             .filter(accounts::name_key.eq(name_key(name)))
             .select(Account::as_select())
@@ -171,7 +169,7 @@ impl Account {
     /// purpose indistinguishable, in the answer and in the time it takes.
     /// On success it records `now_millis` as the last login.
     pub fn authenticate(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         name: &str,
         password: &str,
         now_millis: i64,
@@ -200,7 +198,7 @@ impl Account {
     /// password first (see [`Account::change_password`]); this one is also
     /// for admins resetting a forgotten password.
     pub fn set_password(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         id: AccountId,
         new_password: &str,
         min_password_length: usize,
@@ -212,7 +210,7 @@ impl Account {
     /// Replaces the password of account `id` if `old_password` is its current
     /// one; `Ok(false)` when it is not.
     pub fn change_password(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         id: AccountId,
         old_password: &str,
         new_password: &str,
@@ -227,13 +225,13 @@ impl Account {
     }
 
     /// How many accounts exist (0 means the first one becomes the superuser).
-    pub fn count(conn: &mut SqliteConnection) -> Result<i64, DbError> {
+    pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
         Ok(accounts::table.count().get_result(conn)?)
     }
 
     fn store_password(
         &self,
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         new_password: &str,
         min_password_length: usize,
     ) -> Result<(), DbError> {
@@ -336,64 +334,63 @@ fn verify_hash(password: &str, hash: &str) -> Result<bool, DbError> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::models::{open_pool, run_migrations, DbPool};
+    use crate::models::testing::databases;
 
     const MIN: usize = 8;
 
-    /// A migrated database in its own directory; keep the `TempDir` alive.
-    fn test_db() -> (tempfile::TempDir, DbPool) {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(&dir.path().join("gatehouse.sqlite3"), 2).unwrap();
-        run_migrations(&pool).unwrap();
-        (dir, pool)
-    }
-
     #[test]
     fn create_then_authenticate() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let created = Account::create(conn, "Alice", "correct horse", false, MIN, 1_000).unwrap();
-        assert_eq!(created.name, "Alice");
-        assert_eq!(created.name_key, "alice");
-        assert!(!created.is_superuser);
-        assert_eq!(created.created_at, 1_000);
-        assert_eq!(created.last_login_at, None);
-        assert_eq!(created.account_id(), AccountId(created.id));
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let created =
+                Account::create(conn, "Alice", "correct horse", false, MIN, 1_000).unwrap();
+            assert_eq!(created.name, "Alice");
+            assert_eq!(created.name_key, "alice");
+            assert!(!created.is_superuser);
+            assert_eq!(created.created_at, 1_000);
+            assert_eq!(created.last_login_at, None);
+            assert_eq!(created.account_id(), AccountId(created.id));
 
-        let found = Account::authenticate(conn, "aLiCe", "correct horse", 2_000)
-            .unwrap()
-            .expect("right password logs in");
-        assert_eq!(found.id, created.id);
-        assert_eq!(found.last_login_at, Some(2_000));
-        let reloaded = Account::find(conn, created.account_id()).unwrap().unwrap();
-        assert_eq!(reloaded.last_login_at, Some(2_000));
-        assert_eq!(Account::count(conn).unwrap(), 1);
+            let found = Account::authenticate(conn, "aLiCe", "correct horse", 2_000)
+                .unwrap()
+                .expect("right password logs in");
+            assert_eq!(found.id, created.id);
+            assert_eq!(found.last_login_at, Some(2_000));
+            let reloaded = Account::find(conn, created.account_id()).unwrap().unwrap();
+            assert_eq!(reloaded.last_login_at, Some(2_000));
+            assert_eq!(Account::count(conn).unwrap(), 1);
+        }
     }
 
     #[test]
     fn superuser_flag_is_stored() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let admin = Account::create(conn, "Admin", "correct horse", true, MIN, 0).unwrap();
-        assert!(admin.is_superuser);
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let admin = Account::create(conn, "Admin", "correct horse", true, MIN, 0).unwrap();
+            assert!(admin.is_superuser);
+        }
     }
 
     #[test]
     fn wrong_password_and_unknown_name_both_give_none() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        Account::create(conn, "Alice", "correct horse", false, MIN, 0).unwrap();
-        assert!(Account::authenticate(conn, "Alice", "wrong horse", 1)
-            .unwrap()
-            .is_none());
-        assert!(Account::authenticate(conn, "Bob", "correct horse", 1)
-            .unwrap()
-            .is_none());
-        assert!(Account::authenticate(conn, "not a name!", "x", 1)
-            .unwrap()
-            .is_none());
-        let alice = Account::find_by_name(conn, "alice").unwrap().unwrap();
-        assert_eq!(alice.last_login_at, None, "a failed login is not a login");
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            Account::create(conn, "Alice", "correct horse", false, MIN, 0).unwrap();
+            assert!(Account::authenticate(conn, "Alice", "wrong horse", 1)
+                .unwrap()
+                .is_none());
+            assert!(Account::authenticate(conn, "Bob", "correct horse", 1)
+                .unwrap()
+                .is_none());
+            assert!(Account::authenticate(conn, "not a name!", "x", 1)
+                .unwrap()
+                .is_none());
+            let alice = Account::find_by_name(conn, "alice").unwrap().unwrap();
+            assert_eq!(alice.last_login_at, None, "a failed login is not a login");
+        }
     }
 
     #[test]
@@ -412,151 +409,168 @@ mod tests {
 
     #[test]
     fn name_in_another_case_is_taken() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        Account::create(conn, "Alice", "correct horse", false, MIN, 0).unwrap();
-        let err = Account::create(conn, "ALICE", "another horse", false, MIN, 0).unwrap_err();
-        assert!(matches!(err, DbError::NameTaken), "{err:?}");
-        assert_eq!(err.to_string(), "That name is already taken.");
-        assert_eq!(Account::count(conn).unwrap(), 1);
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            Account::create(conn, "Alice", "correct horse", false, MIN, 0).unwrap();
+            let err = Account::create(conn, "ALICE", "another horse", false, MIN, 0).unwrap_err();
+            assert!(matches!(err, DbError::NameTaken), "{err:?}");
+            assert_eq!(err.to_string(), "That name is already taken.");
+            assert_eq!(Account::count(conn).unwrap(), 1);
+        }
     }
 
     #[test]
     fn invalid_names_are_refused_with_the_rule() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let cases = [
-            ("Al", "3 to 30 characters"),
-            (&"a".repeat(31), "3 to 30 characters"),
-            ("1alice", "start with a letter"),
-            ("_alice", "start with a letter"),
-            ("al ice", "only letters"),
-            ("alicé", "only letters"),
-            ("al;ce", "only letters"),
-        ];
-        for (name, rule) in cases {
-            let err = Account::create(conn, name, "correct horse", false, MIN, 0).unwrap_err();
-            assert!(matches!(err, DbError::InvalidName(_)), "{name}: {err:?}");
-            let message = err.to_string();
-            assert!(message.starts_with("invalid account name: "), "{message}");
-            assert!(message.contains(rule), "{name}: {message}");
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let cases = [
+                ("Al", "3 to 30 characters"),
+                (&"a".repeat(31), "3 to 30 characters"),
+                ("1alice", "start with a letter"),
+                ("_alice", "start with a letter"),
+                ("al ice", "only letters"),
+                ("alicé", "only letters"),
+                ("al;ce", "only letters"),
+            ];
+            for (name, rule) in cases {
+                let err = Account::create(conn, name, "correct horse", false, MIN, 0).unwrap_err();
+                assert!(matches!(err, DbError::InvalidName(_)), "{name}: {err:?}");
+                let message = err.to_string();
+                assert!(message.starts_with("invalid account name: "), "{message}");
+                assert!(message.contains(rule), "{name}: {message}");
+            }
+            for name in ["Bob", "a.b-c_d9", &"z".repeat(30)] {
+                validate_name(name).unwrap();
+            }
+            assert_eq!(Account::count(conn).unwrap(), 0);
         }
-        for name in ["Bob", "a.b-c_d9", &"z".repeat(30)] {
-            validate_name(name).unwrap();
-        }
-        assert_eq!(Account::count(conn).unwrap(), 0);
     }
 
     #[test]
     fn weak_passwords_are_refused_without_echoing_them() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let long = "x".repeat(PASSWORD_MAX_LEN + 1);
-        let cases = [
-            ("short", "at least 8 characters"),
-            (long.as_str(), "at most 256 characters"),
-            ("aLiCeSmItH", "must not be the account name"),
-        ];
-        for (password, rule) in cases {
-            let err = Account::create(conn, "AliceSmith", password, false, MIN, 0).unwrap_err();
-            assert!(matches!(err, DbError::WeakPassword(_)), "{err:?}");
-            let message = err.to_string();
-            assert!(message.starts_with("password refused: "), "{message}");
-            assert!(message.contains(rule), "{message}");
-            assert!(!message.contains(password), "{message}");
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let long = "x".repeat(PASSWORD_MAX_LEN + 1);
+            let cases = [
+                ("short", "at least 8 characters"),
+                (long.as_str(), "at most 256 characters"),
+                ("aLiCeSmItH", "must not be the account name"),
+            ];
+            for (password, rule) in cases {
+                let err = Account::create(conn, "AliceSmith", password, false, MIN, 0).unwrap_err();
+                assert!(matches!(err, DbError::WeakPassword(_)), "{err:?}");
+                let message = err.to_string();
+                assert!(message.starts_with("password refused: "), "{message}");
+                assert!(message.contains(rule), "{message}");
+                assert!(!message.contains(password), "{message}");
+            }
+            Account::create(
+                conn,
+                "AliceSmith",
+                &"x".repeat(PASSWORD_MAX_LEN),
+                false,
+                MIN,
+                0,
+            )
+            .unwrap();
         }
-        Account::create(
-            conn,
-            "AliceSmith",
-            &"x".repeat(PASSWORD_MAX_LEN),
-            false,
-            MIN,
-            0,
-        )
-        .unwrap();
     }
 
     #[test]
     fn stored_hash_is_argon2id_and_hides_the_password() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let password = "correct horse";
-        let account = Account::create(conn, "Alice", password, false, MIN, 0).unwrap();
-        assert!(account.password_hash.starts_with("$argon2id$"));
-        assert!(!account.password_hash.contains(password));
-        let debug = format!("{account:?}");
-        assert!(debug.contains("<redacted>"), "{debug}");
-        assert!(!debug.contains(&account.password_hash), "{debug}");
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let password = "correct horse";
+            let account = Account::create(conn, "Alice", password, false, MIN, 0).unwrap();
+            assert!(account.password_hash.starts_with("$argon2id$"));
+            assert!(!account.password_hash.contains(password));
+            let debug = format!("{account:?}");
+            assert!(debug.contains("<redacted>"), "{debug}");
+            assert!(!debug.contains(&account.password_hash), "{debug}");
 
-        let other = Account::create(conn, "Bob", password, false, MIN, 0).unwrap();
-        assert_ne!(other.password_hash, account.password_hash, "salts differ");
+            let other = Account::create(conn, "Bob", password, false, MIN, 0).unwrap();
+            assert_ne!(other.password_hash, account.password_hash, "salts differ");
+        }
     }
 
     #[test]
     fn set_password_replaces_the_old_one() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let account = Account::create(conn, "Alice", "correct horse", false, MIN, 0).unwrap();
-        Account::set_password(conn, account.account_id(), "battery staple", MIN).unwrap();
-        assert!(Account::authenticate(conn, "Alice", "correct horse", 1)
-            .unwrap()
-            .is_none());
-        assert!(Account::authenticate(conn, "Alice", "battery staple", 1)
-            .unwrap()
-            .is_some());
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let account = Account::create(conn, "Alice", "correct horse", false, MIN, 0).unwrap();
+            Account::set_password(conn, account.account_id(), "battery staple", MIN).unwrap();
+            assert!(Account::authenticate(conn, "Alice", "correct horse", 1)
+                .unwrap()
+                .is_none());
+            assert!(Account::authenticate(conn, "Alice", "battery staple", 1)
+                .unwrap()
+                .is_some());
 
-        let err = Account::set_password(conn, account.account_id(), "alice", 3).unwrap_err();
-        assert!(matches!(err, DbError::WeakPassword(_)), "{err:?}");
-        let err = Account::set_password(conn, AccountId(999), "battery staple", MIN).unwrap_err();
-        assert!(matches!(err, DbError::AccountNotFound), "{err:?}");
+            let err = Account::set_password(conn, account.account_id(), "alice", 3).unwrap_err();
+            assert!(matches!(err, DbError::WeakPassword(_)), "{err:?}");
+            let err =
+                Account::set_password(conn, AccountId(999), "battery staple", MIN).unwrap_err();
+            assert!(matches!(err, DbError::AccountNotFound), "{err:?}");
+        }
     }
 
     #[test]
     fn change_password_needs_the_old_one() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let id = Account::create(conn, "Alice", "correct horse", false, MIN, 0)
-            .unwrap()
-            .account_id();
-        assert!(!Account::change_password(conn, id, "wrong horse", "battery staple", MIN).unwrap());
-        assert!(
-            Account::change_password(conn, id, "correct horse", "battery staple", MIN).unwrap()
-        );
-        assert!(Account::authenticate(conn, "alice", "battery staple", 1)
-            .unwrap()
-            .is_some());
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let id = Account::create(conn, "Alice", "correct horse", false, MIN, 0)
+                .unwrap()
+                .account_id();
+            assert!(
+                !Account::change_password(conn, id, "wrong horse", "battery staple", MIN).unwrap()
+            );
+            assert!(
+                Account::change_password(conn, id, "correct horse", "battery staple", MIN).unwrap()
+            );
+            assert!(Account::authenticate(conn, "alice", "battery staple", 1)
+                .unwrap()
+                .is_some());
+        }
     }
 
     #[test]
     fn the_table_refuses_rows_that_break_its_invariants() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let plaintext = NewAccount {
-            name: "Alice",
-            name_key: "alice",
-            password_hash: "correct horse",
-            is_superuser: false,
-            created_at: 0,
-        };
-        let mismatched_key = NewAccount {
-            name: "Alice",
-            name_key: "bob",
-            password_hash: DUMMY_HASH,
-            is_superuser: false,
-            created_at: 0,
-        };
-        for row in [plaintext, mismatched_key] {
-            let err = diesel::insert_into(accounts::table)
-                .values(&row)
-                .execute(conn)
-                .unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _)
-                ),
-                "{row:?}: {err:?}"
-            );
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let plaintext = NewAccount {
+                name: "Alice",
+                name_key: "alice",
+                password_hash: "correct horse",
+                is_superuser: false,
+                created_at: 0,
+            };
+            let mismatched_key = NewAccount {
+                name: "Alice",
+                name_key: "bob",
+                password_hash: DUMMY_HASH,
+                is_superuser: false,
+                created_at: 0,
+            };
+            for row in [plaintext, mismatched_key] {
+                let err = diesel::insert_into(accounts::table)
+                    .values(&row)
+                    .execute(conn)
+                    .unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _)
+                    ),
+                    "{row:?}: {err:?}"
+                );
+            }
         }
     }
 }

@@ -11,12 +11,12 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::account::{name_key, validate_name};
 use super::schema::{accounts, characters};
-use super::DbError;
+use super::{DbConnection, DbError};
 use crate::session::{AccountId, CharacterId, RoomId};
 
 /// One row of `characters`.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = characters, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = characters, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Character {
     pub id: i32,
     /// The owning account.
@@ -72,12 +72,12 @@ impl Character {
     /// Creates a character for `account` in room `location`.
     ///
     /// `max_characters` is the most characters one account may have; 0
-    /// means no limit. The count and the insert share one IMMEDIATE
-    /// transaction, so two creations racing for the last free slot cannot
-    /// both succeed. Character names are unique across all accounts in any
+    /// means no limit. The count and the insert share one transaction that
+    /// first locks the account, so two creations racing for the last free slot
+    /// cannot both succeed. Character names are unique across all accounts in any
     /// letter case: a clash is [`DbError::NameTaken`].
     pub fn create(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         account: AccountId,
         name: &str,
         description: &str,
@@ -95,11 +95,15 @@ impl Character {
             location_id: location.0,
             created_at: now_millis,
         };
-        // IMMEDIATE takes the write lock before the count, so the count
+        // The first statement writes the account's row (to itself): on SQLite
+        // that takes the write lock before the count, on PostgreSQL it locks
+        // the row, so two creations for one account take turns and the count
         // still holds when the row goes in.
-        conn.immediate_transaction(|conn| {
-            let account_exists: i64 = accounts::table.find(account.0).count().get_result(conn)?;
-            if account_exists == 0 {
+        conn.transaction(|conn| {
+            let locked = diesel::update(accounts::table.find(account.0))
+                .set(accounts::id.eq(accounts::id))
+                .execute(conn)?;
+            if locked == 0 {
                 return Err(DbError::AccountNotFound);
             }
             if max_characters > 0 {
@@ -134,7 +138,7 @@ impl Character {
 
     /// The character with this id, if any.
     pub fn find(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         character: CharacterId,
     ) -> Result<Option<Character>, DbError> {
         Ok(characters::table
@@ -146,7 +150,7 @@ impl Character {
 
     /// The characters `account` owns, oldest first.
     pub fn list_for_account(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         account: AccountId,
     ) -> Result<Vec<Character>, DbError> {
         Ok(characters::table
@@ -160,7 +164,7 @@ impl Character {
     /// not, or when there is no such character: the caller learns nothing
     /// about other accounts' characters either way.
     pub fn delete(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         account: AccountId,
         character: CharacterId,
     ) -> Result<bool, DbError> {
@@ -175,7 +179,7 @@ impl Character {
 
     /// Moves `character` to `room`.
     pub fn set_location(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         character: CharacterId,
         room: RoomId,
     ) -> Result<(), DbError> {
@@ -199,7 +203,7 @@ impl Character {
     /// Ownership is not checked: whether `account` may play the character
     /// (its owner, or a superuser) is the caller's decision.
     pub fn mark_puppeted(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         character: CharacterId,
         account: AccountId,
         now_millis: i64,
@@ -239,27 +243,19 @@ pub fn validate_character_name(name: &str) -> Result<(), DbError> {
 mod tests {
     use super::*;
     use crate::models::account::Account;
+    use crate::models::testing::databases;
     use crate::models::world::LIMBO;
-    use crate::models::{open_pool, run_migrations, DbPool};
 
     const NO_LIMIT: u32 = 0;
 
-    /// A migrated database in its own directory; keep the `TempDir` alive.
-    fn test_db() -> (tempfile::TempDir, DbPool) {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(&dir.path().join("gatehouse.sqlite3"), 2).unwrap();
-        run_migrations(&pool).unwrap();
-        (dir, pool)
-    }
-
-    fn account(conn: &mut SqliteConnection, name: &str) -> AccountId {
+    fn account(conn: &mut DbConnection, name: &str) -> AccountId {
         Account::create(conn, name, "correct horse", false, 8, 0)
             .unwrap()
             .account_id()
     }
 
     fn create(
-        conn: &mut SqliteConnection,
+        conn: &mut DbConnection,
         owner: AccountId,
         name: &str,
         max: u32,
@@ -269,202 +265,222 @@ mod tests {
 
     #[test]
     fn create_then_find_and_list() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let alice = account(conn, "Alice");
-        let created = create(conn, alice, "Ariadne", NO_LIMIT).unwrap();
-        assert_eq!(created.name, "Ariadne");
-        assert_eq!(created.name_key, "ariadne");
-        assert_eq!(created.description, "A plain figure.");
-        assert_eq!(created.account(), alice);
-        assert_eq!(created.location(), LIMBO);
-        assert_eq!(created.last_puppeted_by, None);
-        assert_eq!(created.last_puppeted_at, None);
-        assert_eq!(created.created_at, 1_000);
-        assert_eq!(created.character_id(), CharacterId(created.id));
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            let created = create(conn, alice, "Ariadne", NO_LIMIT).unwrap();
+            assert_eq!(created.name, "Ariadne");
+            assert_eq!(created.name_key, "ariadne");
+            assert_eq!(created.description, "A plain figure.");
+            assert_eq!(created.account(), alice);
+            assert_eq!(created.location(), LIMBO);
+            assert_eq!(created.last_puppeted_by, None);
+            assert_eq!(created.last_puppeted_at, None);
+            assert_eq!(created.created_at, 1_000);
+            assert_eq!(created.character_id(), CharacterId(created.id));
 
-        let second = create(conn, alice, "Theseus", NO_LIMIT).unwrap();
-        let listed = Character::list_for_account(conn, alice).unwrap();
-        assert_eq!(listed, [created.clone(), second]);
-        assert_eq!(
-            Character::find(conn, created.character_id()).unwrap(),
-            Some(created)
-        );
-        assert_eq!(Character::find(conn, CharacterId(999)).unwrap(), None);
+            let second = create(conn, alice, "Theseus", NO_LIMIT).unwrap();
+            let listed = Character::list_for_account(conn, alice).unwrap();
+            assert_eq!(listed, [created.clone(), second]);
+            assert_eq!(
+                Character::find(conn, created.character_id()).unwrap(),
+                Some(created)
+            );
+            assert_eq!(Character::find(conn, CharacterId(999)).unwrap(), None);
+        }
     }
 
     #[test]
     fn the_limit_counts_only_the_accounts_own_characters() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let alice = account(conn, "Alice");
-        let bob = account(conn, "Bob");
-        create(conn, alice, "Ariadne", 2).unwrap();
-        create(conn, alice, "Theseus", 2).unwrap();
-        let err = create(conn, alice, "Minos", 2).unwrap_err();
-        assert!(matches!(err, DbError::CharacterLimit(2)), "{err:?}");
-        assert_eq!(
-            err.to_string(),
-            "You may only have a maximum of 2 character(s)."
-        );
-        assert_eq!(Character::list_for_account(conn, alice).unwrap().len(), 2);
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            let bob = account(conn, "Bob");
+            create(conn, alice, "Ariadne", 2).unwrap();
+            create(conn, alice, "Theseus", 2).unwrap();
+            let err = create(conn, alice, "Minos", 2).unwrap_err();
+            assert!(matches!(err, DbError::CharacterLimit(2)), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                "You may only have a maximum of 2 character(s)."
+            );
+            assert_eq!(Character::list_for_account(conn, alice).unwrap().len(), 2);
 
-        create(conn, bob, "Minos", 2).unwrap();
-        for name in ["Daedalus", "Icarus", "Pasiphae"] {
-            create(conn, alice, name, NO_LIMIT).unwrap();
+            create(conn, bob, "Minos", 2).unwrap();
+            for name in ["Daedalus", "Icarus", "Pasiphae"] {
+                create(conn, alice, name, NO_LIMIT).unwrap();
+            }
         }
     }
 
     #[test]
     fn a_name_taken_by_another_account_in_any_case_is_refused() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let alice = account(conn, "Alice");
-        let bob = account(conn, "Bob");
-        create(conn, alice, "Ariadne", NO_LIMIT).unwrap();
-        let err = create(conn, bob, "ARIADNE", NO_LIMIT).unwrap_err();
-        assert!(matches!(err, DbError::NameTaken), "{err:?}");
-        assert_eq!(err.to_string(), "That name is already taken.");
-        assert!(Character::list_for_account(conn, bob).unwrap().is_empty());
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            let bob = account(conn, "Bob");
+            create(conn, alice, "Ariadne", NO_LIMIT).unwrap();
+            let err = create(conn, bob, "ARIADNE", NO_LIMIT).unwrap_err();
+            assert!(matches!(err, DbError::NameTaken), "{err:?}");
+            assert_eq!(err.to_string(), "That name is already taken.");
+            assert!(Character::list_for_account(conn, bob).unwrap().is_empty());
+        }
     }
 
     #[test]
     fn invalid_names_are_refused_as_character_names() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let alice = account(conn, "Alice");
-        for name in ["Al", "9lives", "Ari adne", "Ariädne", &"a".repeat(31)] {
-            let err = create(conn, alice, name, NO_LIMIT).unwrap_err();
-            let DbError::InvalidName(why) = &err else {
-                panic!("{name}: {err:?}");
-            };
-            assert!(why.contains("a character name"), "{why}");
-            assert!(!why.contains("account"), "{why}");
-            assert!(!why.contains(name), "the message never echoes the name");
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            for name in ["Al", "9lives", "Ari adne", "Ariädne", &"a".repeat(31)] {
+                let err = create(conn, alice, name, NO_LIMIT).unwrap_err();
+                let DbError::InvalidName(why) = &err else {
+                    panic!("{name}: {err:?}");
+                };
+                assert!(why.contains("a character name"), "{why}");
+                assert!(!why.contains("account"), "{why}");
+                assert!(!why.contains(name), "the message never echoes the name");
+            }
+            assert!(Character::list_for_account(conn, alice).unwrap().is_empty());
         }
-        assert!(Character::list_for_account(conn, alice).unwrap().is_empty());
     }
 
     #[test]
     fn unknown_account_or_room_is_refused() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let err = create(conn, AccountId(999), "Ariadne", NO_LIMIT).unwrap_err();
-        assert!(matches!(err, DbError::AccountNotFound), "{err:?}");
-        let alice = account(conn, "Alice");
-        let err =
-            Character::create(conn, alice, "Ariadne", "", RoomId(999), NO_LIMIT, 0).unwrap_err();
-        assert!(matches!(err, DbError::RoomNotFound), "{err:?}");
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let err = create(conn, AccountId(999), "Ariadne", NO_LIMIT).unwrap_err();
+            assert!(matches!(err, DbError::AccountNotFound), "{err:?}");
+            let alice = account(conn, "Alice");
+            let err = Character::create(conn, alice, "Ariadne", "", RoomId(999), NO_LIMIT, 0)
+                .unwrap_err();
+            assert!(matches!(err, DbError::RoomNotFound), "{err:?}");
+        }
     }
 
     #[test]
     fn delete_only_by_the_owner() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let alice = account(conn, "Alice");
-        let bob = account(conn, "Bob");
-        let ariadne = create(conn, alice, "Ariadne", NO_LIMIT)
-            .unwrap()
-            .character_id();
-        assert!(!Character::delete(conn, bob, ariadne).unwrap());
-        assert!(Character::find(conn, ariadne).unwrap().is_some());
-        assert!(Character::delete(conn, alice, ariadne).unwrap());
-        assert!(Character::find(conn, ariadne).unwrap().is_none());
-        assert!(!Character::delete(conn, alice, ariadne).unwrap());
-        // The name is free again.
-        create(conn, bob, "ariadne", NO_LIMIT).unwrap();
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            let bob = account(conn, "Bob");
+            let ariadne = create(conn, alice, "Ariadne", NO_LIMIT)
+                .unwrap()
+                .character_id();
+            assert!(!Character::delete(conn, bob, ariadne).unwrap());
+            assert!(Character::find(conn, ariadne).unwrap().is_some());
+            assert!(Character::delete(conn, alice, ariadne).unwrap());
+            assert!(Character::find(conn, ariadne).unwrap().is_none());
+            assert!(!Character::delete(conn, alice, ariadne).unwrap());
+            // The name is free again.
+            create(conn, bob, "ariadne", NO_LIMIT).unwrap();
+        }
     }
 
     #[test]
     fn set_location_moves_the_character() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let alice = account(conn, "Alice");
-        let id = create(conn, alice, "Ariadne", NO_LIMIT)
-            .unwrap()
-            .character_id();
-        Character::set_location(conn, id, RoomId(3)).unwrap();
-        let moved = Character::find(conn, id).unwrap().unwrap();
-        assert_eq!(moved.location(), RoomId(3));
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            let id = create(conn, alice, "Ariadne", NO_LIMIT)
+                .unwrap()
+                .character_id();
+            Character::set_location(conn, id, RoomId(3)).unwrap();
+            let moved = Character::find(conn, id).unwrap().unwrap();
+            assert_eq!(moved.location(), RoomId(3));
 
-        let err = Character::set_location(conn, id, RoomId(999)).unwrap_err();
-        assert!(matches!(err, DbError::RoomNotFound), "{err:?}");
-        let err = Character::set_location(conn, CharacterId(999), LIMBO).unwrap_err();
-        assert!(matches!(err, DbError::CharacterNotFound), "{err:?}");
-        let unmoved = Character::find(conn, id).unwrap().unwrap();
-        assert_eq!(unmoved.location(), RoomId(3));
+            let err = Character::set_location(conn, id, RoomId(999)).unwrap_err();
+            assert!(matches!(err, DbError::RoomNotFound), "{err:?}");
+            let err = Character::set_location(conn, CharacterId(999), LIMBO).unwrap_err();
+            assert!(matches!(err, DbError::CharacterNotFound), "{err:?}");
+            let unmoved = Character::find(conn, id).unwrap().unwrap();
+            assert_eq!(unmoved.location(), RoomId(3));
+        }
     }
 
     #[test]
     fn mark_puppeted_records_who_and_when() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let alice = account(conn, "Alice");
-        let admin = account(conn, "Admin");
-        let id = create(conn, alice, "Ariadne", NO_LIMIT)
-            .unwrap()
-            .character_id();
-        Character::mark_puppeted(conn, id, alice, 5_000).unwrap();
-        let played = Character::find(conn, id).unwrap().unwrap();
-        assert_eq!(played.last_puppeted_by, Some(alice.0));
-        assert_eq!(played.last_puppeted_at, Some(5_000));
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            let admin = account(conn, "Admin");
+            let id = create(conn, alice, "Ariadne", NO_LIMIT)
+                .unwrap()
+                .character_id();
+            Character::mark_puppeted(conn, id, alice, 5_000).unwrap();
+            let played = Character::find(conn, id).unwrap().unwrap();
+            assert_eq!(played.last_puppeted_by, Some(alice.0));
+            assert_eq!(played.last_puppeted_at, Some(5_000));
 
-        Character::mark_puppeted(conn, id, admin, 6_000).unwrap();
-        let err = Character::mark_puppeted(conn, CharacterId(999), alice, 7_000).unwrap_err();
-        assert!(matches!(err, DbError::CharacterNotFound), "{err:?}");
-        let err = Character::mark_puppeted(conn, id, AccountId(999), 7_000).unwrap_err();
-        assert!(matches!(err, DbError::AccountNotFound), "{err:?}");
+            Character::mark_puppeted(conn, id, admin, 6_000).unwrap();
+            let err = Character::mark_puppeted(conn, CharacterId(999), alice, 7_000).unwrap_err();
+            assert!(matches!(err, DbError::CharacterNotFound), "{err:?}");
+            let err = Character::mark_puppeted(conn, id, AccountId(999), 7_000).unwrap_err();
+            assert!(matches!(err, DbError::AccountNotFound), "{err:?}");
 
-        // Deleting the account that last played it forgets who, not when.
-        diesel::delete(accounts::table.find(admin.0))
-            .execute(conn)
-            .unwrap();
-        let after = Character::find(conn, id).unwrap().unwrap();
-        assert_eq!(after.last_puppeted_by, None);
-        assert_eq!(after.last_puppeted_at, Some(6_000));
+            // Deleting the account that last played it forgets who, not when.
+            diesel::delete(accounts::table.find(admin.0))
+                .execute(conn)
+                .unwrap();
+            let after = Character::find(conn, id).unwrap().unwrap();
+            assert_eq!(after.last_puppeted_by, None);
+            assert_eq!(after.last_puppeted_at, Some(6_000));
+        }
     }
 
     #[test]
     fn deleting_an_account_deletes_its_characters() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let alice = account(conn, "Alice");
-        let bob = account(conn, "Bob");
-        create(conn, alice, "Ariadne", NO_LIMIT).unwrap();
-        create(conn, alice, "Theseus", NO_LIMIT).unwrap();
-        let minos = create(conn, bob, "Minos", NO_LIMIT).unwrap();
-        diesel::delete(accounts::table.find(alice.0))
-            .execute(conn)
-            .unwrap();
-        assert!(Character::list_for_account(conn, alice).unwrap().is_empty());
-        assert_eq!(Character::list_for_account(conn, bob).unwrap(), [minos]);
-        let left: i64 = characters::table.count().get_result(conn).unwrap();
-        assert_eq!(left, 1);
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            let bob = account(conn, "Bob");
+            create(conn, alice, "Ariadne", NO_LIMIT).unwrap();
+            create(conn, alice, "Theseus", NO_LIMIT).unwrap();
+            let minos = create(conn, bob, "Minos", NO_LIMIT).unwrap();
+            diesel::delete(accounts::table.find(alice.0))
+                .execute(conn)
+                .unwrap();
+            assert!(Character::list_for_account(conn, alice).unwrap().is_empty());
+            assert_eq!(Character::list_for_account(conn, bob).unwrap(), [minos]);
+            let left: i64 = characters::table.count().get_result(conn).unwrap();
+            assert_eq!(left, 1);
+        }
     }
 
     #[test]
     fn the_table_refuses_a_mismatched_name_key() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let alice = account(conn, "Alice");
-        let row = NewCharacter {
-            account_id: alice.0,
-            name: "Ariadne",
-            name_key: "theseus",
-            description: "",
-            location_id: LIMBO.0,
-            created_at: 0,
-        };
-        let err = diesel::insert_into(characters::table)
-            .values(&row)
-            .execute(conn)
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _)
-            ),
-            "{err:?}"
-        );
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            let row = NewCharacter {
+                account_id: alice.0,
+                name: "Ariadne",
+                name_key: "theseus",
+                description: "",
+                location_id: LIMBO.0,
+                created_at: 0,
+            };
+            let err = diesel::insert_into(characters::table)
+                .values(&row)
+                .execute(conn)
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _)
+                ),
+                "{err:?}"
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
-//! The database layer: the SQLite connection pool, the embedded migrations,
-//! the generated [`schema`], and one module per table with its read model,
-//! insert model and queries.
+//! The database layer: the connection pool for SQLite or PostgreSQL (one
+//! [`DbConnection`] type over both, chosen by `database.url`), the embedded
+//! migrations of each backend, the generated [`schema`], and one module per table
+//! with its read model, insert model and queries.
 //!
 //! Only this module and `actors::db` know diesel. Everything here blocks
 //! (SQLite file I/O, argon2 hashing), so it runs on the `DbExecutor`'s
@@ -12,24 +13,36 @@ pub mod character;
 pub mod schema;
 pub mod world;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::{self, ConnectionManager, CustomizeConnection};
-use diesel::{Connection, SqliteConnection};
+use diesel::r2d2::{self, CustomizeConnection, ManageConnection, R2D2Connection};
+use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::settings::DatabaseTarget;
+
+/// One database connection, to whichever backend `database.url` names. Every
+/// query in this module is written once and runs on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
 /// The pool every database job draws its connection from.
-pub type DbPool = r2d2::Pool<ConnectionManager<SqliteConnection>>;
+pub type DbPool = r2d2::Pool<DbManager>;
 
 /// One connection checked out of a [`DbPool`].
-pub type DbConn = r2d2::PooledConnection<ConnectionManager<SqliteConnection>>;
+pub type DbConn = r2d2::PooledConnection<DbManager>;
 
-/// Every migration under `migrations/`, compiled into the binary so a
+/// Every SQLite migration under `migrations/sqlite/`, compiled into the binary so a
 /// deployed Server needs no migration files beside it.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+/// The same migrations for PostgreSQL, under `migrations/postgres/` (same versions).
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
-/// Run on every new connection, since SQLite keeps these per connection
+/// Run on every new SQLite connection, since SQLite keeps these per connection
 /// (except `journal_mode`, which the file remembers).
 ///
 /// `busy_timeout` comes first so that a connection opened while another one
@@ -41,6 +54,49 @@ const CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; \
      PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; \
      PRAGMA foreign_keys = ON;";
+
+/// How long a query waits for a connection (all busy, or the server unreachable)
+/// before it fails with "the game cannot check your password right now": as long
+/// as SQLite's `busy_timeout`, rather than r2d2's 30 s.
+const POOL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens connections of the configured backend for the pool (diesel's own
+/// manager would try each backend in turn with the same string).
+#[derive(Debug, Clone)]
+pub struct DbManager {
+    target: DatabaseTarget,
+}
+
+impl DbManager {
+    fn establish(&self) -> Result<DbConnection, diesel::ConnectionError> {
+        Ok(match &self.target {
+            DatabaseTarget::Sqlite(path) => {
+                let url = path.to_str().ok_or_else(|| {
+                    diesel::ConnectionError::InvalidConnectionUrl(path.display().to_string())
+                })?;
+                DbConnection::Sqlite(SqliteConnection::establish(url)?)
+            }
+            DatabaseTarget::Postgres(url) => DbConnection::Postgres(PgConnection::establish(url)?),
+        })
+    }
+}
+
+impl ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        self.establish().map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
 
 /// Everything that can go wrong in the database layer.
 ///
@@ -60,9 +116,10 @@ pub enum DbError {
     NonUtf8Path(PathBuf),
     #[error("the database pool size must be at least 1")]
     ZeroPoolSize,
-    #[error("cannot open the database {}: {source}", .path.display())]
+    #[error("cannot open the database {target}: {source}")]
     Open {
-        path: PathBuf,
+        /// The file, or the server without its password.
+        target: String,
         #[source]
         source: diesel::ConnectionError,
     },
@@ -96,59 +153,182 @@ pub enum DbError {
     Unavailable(String),
 }
 
-/// Sets the [`CONNECTION_PRAGMAS`] on each connection the pool opens.
+/// Sets the [`CONNECTION_PRAGMAS`] on each SQLite connection the pool opens.
 #[derive(Debug, Clone, Copy)]
 struct SqlitePragmas;
 
-impl CustomizeConnection<SqliteConnection, r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute(CONNECTION_PRAGMAS)
-            .map_err(r2d2::Error::QueryError)
+impl CustomizeConnection<DbConnection, r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        match conn {
+            DbConnection::Sqlite(conn) => conn
+                .batch_execute(CONNECTION_PRAGMAS)
+                .map_err(r2d2::Error::QueryError),
+            DbConnection::Postgres(_) => Ok(()),
+        }
     }
 }
 
-/// Opens (creating if needed) the SQLite database at `path` behind a pool of
-/// at most `pool_size` connections, each set up with the [`CONNECTION_PRAGMAS`].
+/// Opens the database `target` names behind a pool of at most `pool_size`
+/// connections: a SQLite file (created with its directory if needed, each
+/// connection set up with the [`CONNECTION_PRAGMAS`]) or a PostgreSQL server.
 ///
-/// One connection is opened directly first: a bad path or an unreadable file
-/// then fails at once with SQLite's own reason, instead of after the pool's
-/// 30 second connection timeout, and the switch to WAL happens before the
-/// pool opens its connections side by side.
-pub fn open_pool(path: &Path, pool_size: u32) -> Result<DbPool, DbError> {
+/// One connection is opened directly first: a bad path, an unreadable file or an
+/// unreachable server then fails at once with the backend's own reason, instead of
+/// after the pool's 30 second connection timeout, and SQLite's switch to WAL happens
+/// before the pool opens its connections side by side.
+pub fn open_pool(target: &DatabaseTarget, pool_size: u32) -> Result<DbPool, DbError> {
     if pool_size == 0 {
         return Err(DbError::ZeroPoolSize);
     }
-    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+    if let DatabaseTarget::Sqlite(path) = target {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        if path.to_str().is_none() {
+            return Err(DbError::NonUtf8Path(path.clone()));
+        }
     }
-    let url = path
-        .to_str()
-        .ok_or_else(|| DbError::NonUtf8Path(path.to_path_buf()))?;
-
-    let mut first = SqliteConnection::establish(url).map_err(|source| DbError::Open {
-        path: path.to_path_buf(),
+    let manager = DbManager {
+        target: target.clone(),
+    };
+    let mut first = manager.establish().map_err(|source| DbError::Open {
+        target: target.to_string(),
         source,
     })?;
-    first.batch_execute(CONNECTION_PRAGMAS)?;
+    if let DbConnection::Sqlite(conn) = &mut first {
+        conn.batch_execute(CONNECTION_PRAGMAS)?;
+    }
     drop(first);
 
     Ok(r2d2::Pool::builder()
         .max_size(pool_size)
+        .connection_timeout(POOL_TIMEOUT)
         .connection_customizer(Box::new(SqlitePragmas))
-        .build(ConnectionManager::<SqliteConnection>::new(url))?)
+        .build(manager)?)
 }
 
-/// Applies every embedded migration the database has not seen yet, each in
-/// its own transaction, and returns how many it applied (0 when up to date).
+/// Applies every embedded migration the database has not seen yet (the set for its
+/// backend), each in its own transaction, and returns how many it applied (0 when
+/// up to date).
 pub fn run_migrations(pool: &DbPool) -> Result<usize, DbError> {
     let mut conn = pool.get()?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| DbError::Migration(e.to_string()))?;
-    Ok(applied.len())
+    let applied = match &mut *conn {
+        DbConnection::Sqlite(conn) => conn
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len()),
+        DbConnection::Postgres(conn) => conn
+            .run_pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|v| v.len()),
+    };
+    applied.map_err(|e| DbError::Migration(e.to_string()))
+}
+
+/// Databases for the model tests: every test runs on SQLite, and on PostgreSQL too
+/// when `GATEHOUSE_TEST_POSTGRES_URL` names a server (CI sets it), each in a fresh
+/// database of its own that is dropped afterwards.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// The server the PostgreSQL runs use, e.g. `postgres://postgres@127.0.0.1/postgres`.
+    pub const POSTGRES_URL_VAR: &str = "GATEHOUSE_TEST_POSTGRES_URL";
+
+    /// A migrated, empty database; gone when dropped.
+    pub struct TestDb {
+        pub pool: DbPool,
+        pub backend: &'static str,
+        _dir: Option<tempfile::TempDir>,
+        /// The server's URL and the database made for this test.
+        postgres: Option<(String, String)>,
+    }
+
+    impl Drop for TestDb {
+        fn drop(&mut self) {
+            if let Some((admin, name)) = &self.postgres {
+                if let Ok(mut conn) = PgConnection::establish(admin) {
+                    let _ =
+                        conn.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+                }
+            }
+        }
+    }
+
+    fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::Sqlite(dir.path().join("gatehouse.sqlite3"));
+        let pool = open_pool(&target, 2).unwrap();
+        run_migrations(&pool).unwrap();
+        TestDb {
+            pool,
+            backend: "sqlite",
+            _dir: Some(dir),
+            postgres: None,
+        }
+    }
+
+    /// `url` with its database name replaced by `name`.
+    pub fn with_database(url: &str, name: &str) -> String {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, format!("?{query}")),
+            None => (url, String::new()),
+        };
+        let server = match base.rsplit_once('/') {
+            Some((server, _)) if server.contains("://") && !server.ends_with('/') => server,
+            _ => base,
+        };
+        format!("{server}/{name}{query}")
+    }
+
+    fn postgres(admin: &str) -> TestDb {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(
+            "gatehouse_test_{}_{n}_{}",
+            std::process::id(),
+            crate::session::now_millis()
+        );
+        let mut conn = PgConnection::establish(admin)
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR}: cannot connect: {e}"));
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap();
+        let target = DatabaseTarget::Postgres(with_database(admin, &name));
+        let pool = open_pool(&target, 2).unwrap();
+        run_migrations(&pool).unwrap();
+        TestDb {
+            pool,
+            backend: "postgres",
+            _dir: None,
+            postgres: Some((admin.to_owned(), name)),
+        }
+    }
+
+    /// A fresh database on every backend the tests can reach.
+    pub fn databases() -> Vec<TestDb> {
+        let mut all = vec![sqlite()];
+        if let Ok(admin) = std::env::var(POSTGRES_URL_VAR) {
+            if !admin.trim().is_empty() {
+                all.push(postgres(admin.trim()));
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn database_names_are_swapped_in_urls() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres", "t1"),
+            "postgres://u:p@h:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/postgres?sslmode=disable", "t2"),
+            "postgres://u@h/t2?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h", "t3"), "postgres://u@h/t3");
+    }
 }
 
 #[cfg(test)]
@@ -174,7 +354,7 @@ mod tests {
     fn open_pool_creates_the_directory_and_sets_the_pragmas() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nested/data/gatehouse.sqlite3");
-        let pool = open_pool(&path, 2).unwrap();
+        let pool = open_pool(&DatabaseTarget::Sqlite(path.clone()), 2).unwrap();
         assert!(path.exists());
 
         let mut conn = pool.get().unwrap();
@@ -200,7 +380,7 @@ mod tests {
     #[test]
     fn zero_pool_size_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let err = open_pool(&dir.path().join("db.sqlite3"), 0).unwrap_err();
+        let err = open_pool(&DatabaseTarget::Sqlite(dir.path().join("db.sqlite3")), 0).unwrap_err();
         assert!(matches!(err, DbError::ZeroPoolSize), "{err}");
     }
 
@@ -208,14 +388,14 @@ mod tests {
     fn unopenable_path_fails_fast_with_the_path() {
         let dir = tempfile::tempdir().unwrap();
         // A directory where the database file should be.
-        let err = open_pool(dir.path(), 1).unwrap_err();
+        let err = open_pool(&DatabaseTarget::Sqlite(dir.path().to_path_buf()), 1).unwrap_err();
         assert!(matches!(err, DbError::Open { .. }), "{err}");
         assert!(err.to_string().contains(&dir.path().display().to_string()));
     }
 
     /// How many migrations `migrations/` holds.
     fn migration_count() -> usize {
-        diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(&MIGRATIONS)
+        diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
             .unwrap()
             .len()
     }
@@ -223,7 +403,7 @@ mod tests {
     #[test]
     fn migrations_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(&dir.path().join("db.sqlite3"), 1).unwrap();
+        let pool = open_pool(&DatabaseTarget::Sqlite(dir.path().join("db.sqlite3")), 1).unwrap();
         assert_eq!(run_migrations(&pool).unwrap(), migration_count());
         assert_eq!(run_migrations(&pool).unwrap(), 0);
     }
@@ -231,10 +411,13 @@ mod tests {
     #[test]
     fn migrations_revert_cleanly() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(&dir.path().join("db.sqlite3"), 1).unwrap();
+        let pool = open_pool(&DatabaseTarget::Sqlite(dir.path().join("db.sqlite3")), 1).unwrap();
         run_migrations(&pool).unwrap();
         let mut conn = pool.get().unwrap();
-        conn.revert_all_migrations(MIGRATIONS).unwrap();
+        let DbConnection::Sqlite(sqlite) = &mut *conn else {
+            panic!("a SQLite pool");
+        };
+        sqlite.revert_all_migrations(SQLITE_MIGRATIONS).unwrap();
         let left: Vec<TextRow> = diesel::sql_query(
             "SELECT name AS value FROM sqlite_master \
              WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \

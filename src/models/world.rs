@@ -9,7 +9,7 @@
 use diesel::prelude::*;
 
 use super::schema::{exits, rooms};
-use super::DbError;
+use super::{DbConnection, DbError};
 use crate::session::RoomId;
 
 /// The room every new character starts in, seeded by the
@@ -18,7 +18,7 @@ pub const LIMBO: RoomId = RoomId(1);
 
 /// One row of `rooms`.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = rooms, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = rooms, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Room {
     pub id: i32,
     pub name: String,
@@ -35,7 +35,7 @@ impl Room {
 
 /// One row of `exits`: a one-way link from `room_id` to `destination_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = exits, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = exits, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct Exit {
     pub id: i32,
     /// The room the exit leaves from.
@@ -74,7 +74,7 @@ impl Exit {
 ///
 /// Both reads run in one transaction, so they see the same snapshot even
 /// while another connection writes.
-pub fn load_world(conn: &mut SqliteConnection) -> Result<(Vec<Room>, Vec<Exit>), DbError> {
+pub fn load_world(conn: &mut DbConnection) -> Result<(Vec<Room>, Vec<Exit>), DbError> {
     conn.transaction(|conn| {
         let rooms = rooms::table
             .order(rooms::id)
@@ -94,20 +94,18 @@ mod tests {
     use std::collections::{BTreeSet, HashSet};
 
     use super::*;
-    use crate::models::{open_pool, run_migrations, DbPool};
+    use crate::models::testing::databases;
 
-    /// A migrated database in its own directory; keep the `TempDir` alive.
-    fn test_db() -> (tempfile::TempDir, DbPool) {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(&dir.path().join("gatehouse.sqlite3"), 2).unwrap();
-        run_migrations(&pool).unwrap();
-        (dir, pool)
-    }
-
+    /// The seeded world, loaded from every backend: they must agree.
     fn seeded_world() -> (Vec<Room>, Vec<Exit>) {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        load_world(conn).unwrap()
+        let worlds: Vec<_> = databases()
+            .iter()
+            .map(|db| load_world(&mut db.pool.get().unwrap()).unwrap())
+            .collect();
+        for (other, db) in worlds[1..].iter().zip(databases().iter().skip(1)) {
+            assert_eq!(other, &worlds[0], "{} seeds another world", db.backend);
+        }
+        worlds.into_iter().next().unwrap()
     }
 
     /// The rooms reachable from `start` following `edges` (from, to).
@@ -214,23 +212,25 @@ mod tests {
 
     #[test]
     fn the_table_refuses_exits_to_nowhere_and_upper_case_words() {
-        let (_dir, pool) = test_db();
-        let conn = &mut pool.get().unwrap();
-        let nowhere = diesel::insert_into(exits::table)
-            .values((
-                exits::room_id.eq(1),
-                exits::name.eq("west"),
-                exits::destination_id.eq(99),
-            ))
-            .execute(conn);
-        assert!(nowhere.is_err(), "{nowhere:?}");
-        let shouting = diesel::insert_into(exits::table)
-            .values((
-                exits::room_id.eq(1),
-                exits::name.eq("West"),
-                exits::destination_id.eq(2),
-            ))
-            .execute(conn);
-        assert!(shouting.is_err(), "{shouting:?}");
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let nowhere = diesel::insert_into(exits::table)
+                .values((
+                    exits::room_id.eq(1),
+                    exits::name.eq("west"),
+                    exits::destination_id.eq(99),
+                ))
+                .execute(conn);
+            assert!(nowhere.is_err(), "{nowhere:?}");
+            let shouting = diesel::insert_into(exits::table)
+                .values((
+                    exits::room_id.eq(1),
+                    exits::name.eq("West"),
+                    exits::destination_id.eq(2),
+                ))
+                .execute(conn);
+            assert!(shouting.is_err(), "{shouting:?}");
+        }
     }
 }

@@ -65,14 +65,11 @@ pub fn open_database(
     game_dir: &GameDir,
     settings: &Settings,
 ) -> Result<models::DbPool, ServerError> {
-    let path = settings.sqlite_path(game_dir.root())?;
-    let pool = models::open_pool(&path, settings.database.pool_size)?;
+    let target = settings.database_target(game_dir.root())?;
+    let pool = models::open_pool(&target, settings.database.pool_size)?;
     let applied = models::run_migrations(&pool)?;
     if applied > 0 {
-        log::info!(
-            "applied {applied} database migration(s) to {}",
-            path.display()
-        );
+        log::info!("applied {applied} database migration(s) to {target}");
     }
     Ok(pool)
 }
