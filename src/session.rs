@@ -17,6 +17,21 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct SessionId(pub u64);
 
+/// Session ids of Portal `n` start at `n * PORTAL_ID_STRIDE`, so several Portals
+/// serving one Server never hand out the same id (Portal 0, the default, counts
+/// from 1 as before).
+pub const PORTAL_ID_STRIDE: u64 = 1_000_000_000_000_000;
+
+/// The highest `portal.id` (its ids must still fit in a `u64`).
+pub const MAX_PORTAL_ID: u16 = 9_999;
+
+impl SessionId {
+    /// The `portal.id` of the Portal that allocated this id.
+    pub fn portal(self) -> u16 {
+        u16::try_from(self.0 / PORTAL_ID_STRIDE).unwrap_or(u16::MAX)
+    }
+}
+
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

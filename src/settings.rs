@@ -60,6 +60,12 @@ pub struct ServerSettings {
     pub idle_command: String,
     /// Shortest password `create` and `password` accept.
     pub password_min_length: usize,
+    /// The Portals this Server serves, as `host:port` of each one's link (its
+    /// `portal.link_addr`); empty: the one Portal at `portal.link_addr`.
+    pub portal_addrs: Vec<String>,
+    /// Seconds a Portal may stay unreachable before its sessions are dropped
+    /// (its players are gone with it); a Portal back sooner is resynced.
+    pub portal_grace: u64,
     /// Where the Server answers `/metrics` and `/healthz` over HTTP (port `0`: any
     /// free port, written to `run/server-http.txt`; empty: not at all).
     pub http_addr: String,
@@ -77,6 +83,8 @@ impl Default for ServerSettings {
             idle_timeout: -1,
             idle_command: "idle".to_owned(),
             password_min_length: 8,
+            portal_addrs: Vec::new(),
+            portal_grace: 60,
             http_addr: "127.0.0.1:4005".to_owned(),
         }
     }
@@ -124,6 +132,9 @@ pub struct PortalSettings {
     /// connected and not yet logged in at once; more are refused. `0` turns it
     /// off, and `throttle.exempt_loopback` exempts this machine.
     pub max_unauthenticated_per_source: usize,
+    /// This Portal's number among the Portals serving one Server (0 to 9999): its
+    /// session ids are its own range, so they never collide.
+    pub id: u16,
     /// Addresses of reverse proxies and load balancers whose word on a client's
     /// address is taken (PROXY protocol, `X-Forwarded-For`).
     pub trusted_proxies: Vec<String>,
@@ -159,6 +170,7 @@ impl Default for PortalSettings {
             websocket_resume_window: 60,
             login_timeout: 300,
             max_unauthenticated_per_source: 10,
+            id: 0,
             trusted_proxies: Vec::new(),
             telnet_proxy_protocol: false,
             ssl_proxy_protocol: false,
@@ -310,6 +322,12 @@ impl Settings {
             ));
         }
         self.telnet_interface_addrs()?;
+        if self.portal.id > crate::session::MAX_PORTAL_ID {
+            return Err(invalid(
+                "portal.id",
+                format!("must be 0 to {}", crate::session::MAX_PORTAL_ID),
+            ));
+        }
         let proxies = self.trusted_proxies()?;
         let proxied = self.portal.telnet_proxy_protocol
             || self.portal.ssl_proxy_protocol
@@ -368,6 +386,23 @@ impl Settings {
             key: "server.http_addr".to_owned(),
             message: format!("{text:?} is not an address:port ({e})"),
         })
+    }
+
+    /// The links this Server connects to: `server.portal_addrs`, or the one
+    /// Portal at `portal.link_addr`. Names are resolved when each connects.
+    pub fn portal_link_addrs(&self) -> Result<Vec<String>, SettingsError> {
+        if self.server.portal_addrs.is_empty() {
+            return Ok(vec![self.link_socket_addr()?.to_string()]);
+        }
+        for addr in &self.server.portal_addrs {
+            if !addr.contains(':') {
+                return Err(SettingsError::Invalid {
+                    key: "server.portal_addrs".to_owned(),
+                    message: format!("{addr:?} is not host:port"),
+                });
+            }
+        }
+        Ok(self.server.portal_addrs.clone())
     }
 
     /// `portal.link_addr` parsed.

@@ -412,15 +412,17 @@ async fn start_server(
         gatehouse::actors::server::metrics::ServerMetrics::new(),
     );
     let (stop, _stop_rx) = mpsc::unbounded_channel();
-    let link = PortalLink::new(portal.local_addr().unwrap(), SECRET.to_owned()).start();
-    let world = World::new(link.clone(), db.clone()).start();
+    let link = PortalLink::new(portal.local_addr().unwrap().to_string(), SECRET.to_owned()).start();
+    let portals = gatehouse::actors::server::portals::Portals::default();
+    let world = World::new(portals.clone(), db.clone()).start();
     let handler = ServerSessionHandler::new(
         Arc::new(settings),
-        link.clone(),
+        portals,
         db,
         world,
         stop,
         gatehouse::actors::server::metrics::ServerMetrics::new(),
+        1,
     )
     .start();
     link.do_send(SetHandler(handler));
@@ -456,6 +458,7 @@ async fn accept_server(
             portal_started: 0,
             restart_mode: RestartMode::ColdStart,
             sessions,
+            portal_id: 0,
         })
         .await;
     server

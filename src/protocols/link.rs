@@ -99,6 +99,9 @@ pub enum PortalToServer {
         portal_started: UnixMillis,
         restart_mode: RestartMode,
         sessions: Vec<SessionSyncData>,
+        /// The Portal's `portal.id`: the range its session ids come from.
+        #[serde(default)]
+        portal_id: u16,
     },
     /// The handshake failed; the Portal closes the link after this.
     Refused { reason: String },
@@ -369,6 +372,7 @@ mod tests {
                 portal_started: 5,
                 restart_mode: RestartMode::Reload,
                 sessions: vec![record(1), record(2)],
+                portal_id: 7,
             },
             PortalToServer::Refused {
                 reason: "no".into(),

@@ -156,6 +156,12 @@ impl Game {
     /// Starts `gatehouse server` by itself, connecting to the link at `link_addr`,
     /// with this game's settings. Killed when dropped.
     pub fn spawn_server(&self, link_addr: &str) -> ServerProcess {
+        self.spawn_server_with(&[("GATEHOUSE__PORTAL__LINK_ADDR", link_addr)])
+    }
+
+    /// Starts `gatehouse server` by itself in this game dir, with this game's
+    /// settings and `env` on top. Killed when dropped.
+    pub fn spawn_server_with(&self, env: &[(&str, &str)]) -> ServerProcess {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -165,7 +171,6 @@ impl Game {
         cmd.arg("--game-dir")
             .arg(self.path())
             .arg("server")
-            .env("GATEHOUSE__PORTAL__LINK_ADDR", link_addr)
             .env("GATEHOUSE__SERVER__HTTP_ADDR", "127.0.0.1:0")
             .env("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "true")
             .env("RUST_LOG", "info")
@@ -175,6 +180,7 @@ impl Game {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        cmd.envs(env.iter().copied());
         ServerProcess(cmd.spawn().expect("spawn gatehouse server"))
     }
 

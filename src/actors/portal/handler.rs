@@ -883,6 +883,7 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
             portal_started: self.started,
             restart_mode,
             sessions,
+            portal_id: self.settings.portal.id,
         }));
         // Input typed while the Server was away runs now, in order.
         let mut ids: Vec<SessionId> = self

@@ -171,7 +171,8 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
     );
 
     let (control_tx, mut control_rx) = mpsc::unbounded_channel();
-    let ids = SessionIdAllocator::persistent(&game_dir.run_file(SESSID_FILE));
+    let ids = SessionIdAllocator::persistent(&game_dir.run_file(SESSID_FILE))
+        .for_portal(settings.portal.id);
     let handler = PortalSessionHandler::new(
         settings.clone(),
         ids,

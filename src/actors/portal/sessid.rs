@@ -12,13 +12,15 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::session::{now_millis, SessionId};
+use crate::session::{now_millis, SessionId, PORTAL_ID_STRIDE};
 
 /// Ids reserved per file write.
 const BLOCK: u64 = 1024;
 
 #[derive(Debug)]
 pub struct SessionIdAllocator {
+    /// Added to every id: `portal.id` times [`PORTAL_ID_STRIDE`].
+    offset: u64,
     next: u64,
     reserved_until: u64,
     file: Option<PathBuf>,
@@ -29,6 +31,7 @@ impl SessionIdAllocator {
     pub fn persistent(file: &Path) -> Self {
         let start = read_high_water(file).unwrap_or(0) + 1;
         let mut allocator = Self {
+            offset: 0,
             next: start,
             reserved_until: start - 1,
             file: Some(file.to_owned()),
@@ -40,10 +43,18 @@ impl SessionIdAllocator {
     /// An allocator with no file (tests); starts at 1.
     pub fn in_memory() -> Self {
         Self {
+            offset: 0,
             next: 1,
             reserved_until: u64::MAX,
             file: None,
         }
+    }
+
+    /// Ids for Portal `portal_id` (`portal.id`): its own range, apart from every
+    /// other Portal's.
+    pub fn for_portal(mut self, portal_id: u16) -> Self {
+        self.offset = u64::from(portal_id) * PORTAL_ID_STRIDE;
+        self
     }
 
     /// The next id.
@@ -51,7 +62,7 @@ impl SessionIdAllocator {
         if self.next > self.reserved_until {
             self.reserve();
         }
-        let id = SessionId(self.next);
+        let id = SessionId(self.offset + self.next);
         self.next += 1;
         id
     }
@@ -64,6 +75,8 @@ impl SessionIdAllocator {
         match write_high_water(file, until) {
             Ok(()) => self.reserved_until = until,
             Err(e) => {
+                // The clock in milliseconds is past any count reached so far,
+                // and still far inside this Portal's range.
                 let fallback = now_millis().max(self.next);
                 log::warn!(
                     "cannot record session ids in {}: {e}; continuing from {fallback}",
@@ -94,6 +107,18 @@ fn write_high_water(file: &Path, value: u64) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_portal_counts_in_a_range_of_its_own() {
+        let mut zero = SessionIdAllocator::in_memory();
+        let mut three = SessionIdAllocator::in_memory().for_portal(3);
+        assert_eq!(zero.allocate(), SessionId(1));
+        let id = three.allocate();
+        assert_eq!(id, SessionId(3 * PORTAL_ID_STRIDE + 1));
+        assert_eq!((id.portal(), SessionId(1).portal()), (3, 0));
+        let top = SessionIdAllocator::in_memory().for_portal(crate::session::MAX_PORTAL_ID);
+        assert_eq!(top.offset / PORTAL_ID_STRIDE, 9_999);
+    }
 
     #[test]
     fn ids_are_unique_across_restarts() {

@@ -17,7 +17,6 @@ use super::handler::{
     AccountGone, Announce, Boot, ChangeOption, DisconnectSession, GetSessions, GetWho, SetPuppet,
     Settle,
 };
-use super::link::ToPortal;
 use super::rules::{DeleteError, PuppetRules, Release};
 use super::world::{Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, World};
 use crate::actors::db::{
@@ -407,15 +406,15 @@ impl Account {
             AccountCommand::Reload { reason } if self.superuser => {
                 log::info!("{} asked for a reload", self.name);
                 self.server
-                    .link
-                    .do_send(ToPortal(ServerToPortal::RequestReload { reason }));
+                    .portals
+                    .send(ServerToPortal::RequestReload { reason });
             }
             AccountCommand::Shutdown { reason } if self.superuser => {
                 log::info!("{} asked for a shutdown", self.name);
                 self.reply(sessid, "Shutting down server ...");
                 self.server
-                    .link
-                    .do_send(ToPortal(ServerToPortal::RequestShutdown { reason }));
+                    .portals
+                    .send(ServerToPortal::RequestShutdown { reason });
             }
             AccountCommand::Boot { target, reason } if self.superuser => {
                 let by = self.name.clone();
@@ -767,14 +766,14 @@ impl Account {
                     format!("\nWelcome, {}! You are logged in.", self.name),
                 );
                 // Web clients and GMCP clients learn of the login out of band.
-                self.server.link.do_send(ToPortal(ServerToPortal::DataOut {
+                self.server.portals.send(ServerToPortal::DataOut {
                     sessid,
                     output: Output::Oob(crate::commands::inputfuncs::oob(
                         "logged_in",
                         Vec::new(),
                         serde_json::Map::new(),
                     )),
-                }));
+                });
                 let target = if self.server.settings.server.auto_puppet_on_login {
                     self.rules.auto_puppet_target(sessid, self.last_puppet)
                 } else {

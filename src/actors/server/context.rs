@@ -1,5 +1,5 @@
 //! `ServerContext`: the handles every per-session and per-account actor on
-//! the Server needs (settings, the session handler, the link, the database,
+//! the Server needs (settings, the session handler, the Portals, the database,
 //! the world),
 //! and the one way they send a player text.
 
@@ -8,8 +8,8 @@ use std::sync::Arc;
 use actix::Addr;
 
 use super::handler::ServerSessionHandler;
-use super::link::{PortalLink, ToPortal};
 use super::metrics::ServerMetrics;
+use super::portals::Portals;
 use super::world::World;
 use crate::actors::db::DbExecutor;
 use crate::protocols::link::{Output, ServerToPortal};
@@ -20,7 +20,7 @@ use crate::settings::Settings;
 pub struct ServerContext {
     pub settings: Arc<Settings>,
     pub handler: Addr<ServerSessionHandler>,
-    pub link: Addr<PortalLink>,
+    pub portals: Portals,
     pub db: Addr<DbExecutor>,
     pub world: Addr<World>,
     pub metrics: Arc<ServerMetrics>,
@@ -29,10 +29,10 @@ pub struct ServerContext {
 impl ServerContext {
     /// Sends `text` to one session.
     pub fn say(&self, sessid: SessionId, text: impl Into<String>) {
-        self.link.do_send(ToPortal(ServerToPortal::DataOut {
+        self.portals.send(ServerToPortal::DataOut {
             sessid,
             output: Output::Text(text.into()),
-        }));
+        });
     }
 
     /// Sends `text` to several sessions at once.
@@ -40,10 +40,10 @@ impl ServerContext {
         match sessids.as_slice() {
             [] => {}
             [one] => self.say(*one, text),
-            _ => self.link.do_send(ToPortal(ServerToPortal::DataOutMany {
+            _ => self.portals.send(ServerToPortal::DataOutMany {
                 sessids,
                 output: Output::Text(text.into()),
-            })),
+            }),
         }
     }
 }

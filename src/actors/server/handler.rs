@@ -16,8 +16,9 @@ use tokio::sync::mpsc;
 
 use super::account::{Account, AttachSession, DetachSession};
 use super::context::ServerContext;
-use super::link::{PortalLink, ToPortal};
+use super::link::{FlushAndClose, PortalLink};
 use super::metrics::{ServerMetrics, ServerSnapshot};
+use super::portals::Portals;
 use super::session::{ServerSession, SessionCommand, StopSession};
 use super::throttle::{Throttle, CREATION_THROTTLED, LOGIN_THROTTLED};
 use super::world::World;
@@ -40,15 +41,33 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often idle sessions are looked for (only when `idle_timeout > 0`).
 const IDLE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A message from the Portal.
+/// A message from a Portal, with the link it came on.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct FromPortal(pub PortalToServer);
+pub struct FromPortal {
+    pub link: Addr<PortalLink>,
+    pub message: PortalToServer,
+}
 
-/// The link to the Portal went down.
+/// A link to a Portal went down.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct PortalLinkDown;
+pub struct PortalLinkDown {
+    pub link: Addr<PortalLink>,
+}
+
+/// What the Server knows of one Portal it serves.
+struct PortalState {
+    link: Addr<PortalLink>,
+    /// Changes every time that Portal process starts.
+    epoch: u64,
+    /// The link is up: what is sent now arrives.
+    up: bool,
+    /// Sessions this Server disconnected while the link was down: the
+    /// Portal never heard of it, so the next `Welcome` lists them again and
+    /// they must be disconnected then instead of restored.
+    disconnected_while_down: HashMap<SessionId, String>,
+}
 
 /// Log `sessid` in to `account`; answers with the account actor.
 #[derive(Message, Debug)]
@@ -191,7 +210,7 @@ struct Entry {
 
 pub struct ServerSessionHandler {
     settings: Arc<Settings>,
-    link: Addr<PortalLink>,
+    portals: Portals,
     db: Addr<DbExecutor>,
     world: Addr<World>,
     login_throttle: Throttle,
@@ -199,13 +218,11 @@ pub struct ServerSessionHandler {
     stop: mpsc::UnboundedSender<StopRequest>,
     sessions: HashMap<SessionId, Entry>,
     accounts: HashMap<AccountId, Addr<Account>>,
-    portal_epoch: Option<u64>,
-    /// The link to the Portal is up: what is sent now arrives.
-    link_up: bool,
-    /// Sessions this Server disconnected while the link was down: the
-    /// Portal never heard of it, so the next `Welcome` lists them again and
-    /// they must be disconnected then instead of restored.
-    disconnected_while_down: HashMap<SessionId, String>,
+    /// Every Portal that has welcomed this Server, by `portal.id`.
+    portal_states: HashMap<u16, PortalState>,
+    /// How many Portals this Server connects to, and the links they refused.
+    links_total: usize,
+    refused_links: HashSet<Addr<PortalLink>>,
     /// Bumped whenever a session comes, goes or logs in: what `who` lists.
     who_generation: u64,
     who_cache: Option<WhoCache>,
@@ -215,11 +232,12 @@ pub struct ServerSessionHandler {
 impl ServerSessionHandler {
     pub fn new(
         settings: Arc<Settings>,
-        link: Addr<PortalLink>,
+        portals: Portals,
         db: Addr<DbExecutor>,
         world: Addr<World>,
         stop: mpsc::UnboundedSender<StopRequest>,
         metrics: Arc<ServerMetrics>,
+        links_total: usize,
     ) -> Self {
         let t = &settings.throttle;
         Self {
@@ -229,15 +247,15 @@ impl ServerSessionHandler {
                 Duration::from_secs(t.creation_timeout),
             ),
             settings,
-            link,
+            portals,
             db,
             world,
             stop,
             sessions: HashMap::new(),
             accounts: HashMap::new(),
-            portal_epoch: None,
-            link_up: false,
-            disconnected_while_down: HashMap::new(),
+            portal_states: HashMap::new(),
+            links_total,
+            refused_links: HashSet::new(),
             who_generation: 0,
             who_cache: None,
             metrics,
@@ -248,7 +266,7 @@ impl ServerSessionHandler {
         ServerContext {
             settings: Arc::clone(&self.settings),
             handler: ctx.address(),
-            link: self.link.clone(),
+            portals: self.portals.clone(),
             db: self.db.clone(),
             world: self.world.clone(),
             metrics: Arc::clone(&self.metrics),
@@ -261,7 +279,7 @@ impl ServerSessionHandler {
         let puppets: HashSet<_> = logged_in().filter_map(|e| e.record.puppet_id).collect();
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         ServerSnapshot {
-            portal_connected: self.link_up,
+            portal_connected: self.portal_states.values().any(|p| p.up),
             sessions: count(self.sessions.len()),
             accounts_online: count(accounts.len()),
             puppets: count(puppets.len()),
@@ -269,7 +287,7 @@ impl ServerSessionHandler {
     }
 
     fn to_portal(&self, message: ServerToPortal) {
-        self.link.do_send(ToPortal(message));
+        self.portals.send(message);
     }
 
     fn account_actor(
@@ -343,12 +361,28 @@ impl ServerSessionHandler {
         Some(entry.record)
     }
 
-    fn remove_all(&mut self) {
-        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+    /// Removes every session of Portal `portal_id`.
+    fn remove_portal_sessions(&mut self, portal_id: u16) {
+        let ids: Vec<SessionId> = self
+            .sessions
+            .keys()
+            .filter(|id| id.portal() == portal_id)
+            .copied()
+            .collect();
         for id in ids {
             self.remove_session(id);
         }
-        self.accounts.clear();
+        if self.sessions.is_empty() {
+            self.accounts.clear();
+        }
+    }
+
+    /// The Portal a link carries, once its `Welcome` named it.
+    fn portal_of(&self, link: &Addr<PortalLink>) -> Option<u16> {
+        self.portal_states
+            .iter()
+            .find(|(_, p)| p.link == *link)
+            .map(|(id, _)| *id)
     }
 
     fn announce(&self, text: &str) {
@@ -363,21 +397,44 @@ impl ServerSessionHandler {
 
     fn on_welcome(
         &mut self,
+        link: Addr<PortalLink>,
+        portal_id: u16,
         portal_epoch: u64,
         restart_mode: RestartMode,
         sessions: Vec<SessionSyncData>,
         ctx: &mut Context<Self>,
     ) {
-        if self.portal_epoch.is_some_and(|e| e != portal_epoch) {
-            // A new Portal process: none of our sessions can be trusted, and
-            // none may be inherited by the new Portal's connections.
-            log::warn!("a new Portal is connected; dropping every old session");
-            self.remove_all();
+        if let Some(other) = self.portal_states.get(&portal_id) {
+            if other.up && other.link != link && other.link.connected() {
+                log::error!(
+                    "a second Portal says it is Portal {portal_id} (portal.id must differ); \
+                     closing its link"
+                );
+                link.do_send(FlushAndClose);
+                return;
+            }
         }
-        let same_portal = self.portal_epoch == Some(portal_epoch);
-        self.portal_epoch = Some(portal_epoch);
-        self.link_up = true;
-        let undone = std::mem::take(&mut self.disconnected_while_down);
+        let previous = self.portal_states.remove(&portal_id);
+        if previous.as_ref().is_some_and(|p| p.epoch != portal_epoch) {
+            // A new Portal process: none of its old sessions can be trusted,
+            // and none may be inherited by its new connections.
+            log::warn!("Portal {portal_id} restarted; dropping its old sessions");
+            self.remove_portal_sessions(portal_id);
+        }
+        let same_portal = previous.as_ref().is_some_and(|p| p.epoch == portal_epoch);
+        let undone = previous
+            .map(|p| p.disconnected_while_down)
+            .unwrap_or_default();
+        self.portals.register(portal_id, link.clone());
+        self.portal_states.insert(
+            portal_id,
+            PortalState {
+                link,
+                epoch: portal_epoch,
+                up: true,
+                disconnected_while_down: HashMap::new(),
+            },
+        );
         let (sessions, gone): (Vec<SessionSyncData>, Vec<SessionSyncData>) = sessions
             .into_iter()
             .partition(|s| !(same_portal && undone.contains_key(&s.sessid)));
@@ -393,7 +450,7 @@ impl ServerSessionHandler {
         let stale: Vec<SessionId> = self
             .sessions
             .keys()
-            .filter(|id| !listed.contains(id))
+            .filter(|id| id.portal() == portal_id && !listed.contains(id))
             .copied()
             .collect();
         for id in stale {
@@ -401,7 +458,9 @@ impl ServerSessionHandler {
         }
         let count = sessions.len();
         let mut newer_here = Vec::new();
+        let mut resynced = Vec::new();
         for mut record in sessions {
+            resynced.push(record.sessid);
             if let Some(entry) = self.sessions.get_mut(&record.sessid) {
                 // Same Portal, and this Server never stopped: its own login
                 // state is the newer one (a LoggedIn may have been lost with
@@ -422,9 +481,12 @@ impl ServerSessionHandler {
                 sessions: newer_here,
             });
         }
-        log::info!("resynced {count} sessions from the Portal ({restart_mode:?})");
-        if restart_mode != RestartMode::ColdStart {
-            self.announce(SERVER_RESTARTED_MESSAGE);
+        log::info!("resynced {count} sessions from Portal {portal_id} ({restart_mode:?})");
+        if restart_mode != RestartMode::ColdStart && !resynced.is_empty() {
+            self.to_portal(ServerToPortal::DataOutMany {
+                sessids: resynced,
+                output: Output::Text(SERVER_RESTARTED_MESSAGE.to_owned()),
+            });
         }
     }
 
@@ -451,8 +513,12 @@ impl ServerSessionHandler {
 
     fn disconnect(&mut self, sessid: SessionId, reason: String) {
         if self.remove_session(sessid).is_some() {
-            if !self.link_up {
-                self.disconnected_while_down.insert(sessid, reason.clone());
+            if let Some(portal) = self.portal_states.get_mut(&sessid.portal()) {
+                if !portal.up {
+                    portal
+                        .disconnected_while_down
+                        .insert(sessid, reason.clone());
+                }
             }
             self.to_portal(ServerToPortal::Disconnect { sessid, reason });
         }
@@ -479,7 +545,7 @@ impl Handler<FromPortal> for ServerSessionHandler {
     type Result = ();
 
     fn handle(&mut self, msg: FromPortal, ctx: &mut Context<Self>) {
-        match msg.0 {
+        match msg.message {
             PortalToServer::Welcome {
                 version: _,
                 proof: _,
@@ -487,13 +553,27 @@ impl Handler<FromPortal> for ServerSessionHandler {
                 portal_started: _,
                 restart_mode,
                 sessions,
-            } => self.on_welcome(portal_epoch, restart_mode, sessions, ctx),
+                portal_id,
+            } => self.on_welcome(
+                msg.link,
+                portal_id,
+                portal_epoch,
+                restart_mode,
+                sessions,
+                ctx,
+            ),
             PortalToServer::Challenge { .. } => {
                 log::warn!("link: a challenge after the handshake; ignored");
             }
             PortalToServer::Refused { reason } => {
-                log::error!("the Portal refused this Server: {reason}");
-                let _ = self.stop.send(StopRequest::Refused);
+                // One Portal's refusal closes that link; the Server stops only
+                // when no Portal will have it.
+                log::error!("a Portal refused this Server: {reason}");
+                msg.link.do_send(FlushAndClose);
+                self.refused_links.insert(msg.link);
+                if self.refused_links.len() >= self.links_total {
+                    let _ = self.stop.send(StopRequest::Refused);
+                }
             }
             PortalToServer::SessionConnected { session } => {
                 if self.sessions.contains_key(&session.sessid) {
@@ -525,7 +605,11 @@ impl Handler<FromPortal> for ServerSessionHandler {
                     });
                 }
             }
-            PortalToServer::AllDisconnected => self.remove_all(),
+            PortalToServer::AllDisconnected => {
+                if let Some(portal) = self.portal_of(&msg.link) {
+                    self.remove_portal_sessions(portal);
+                }
+            }
             PortalToServer::Reload => {
                 let _ = self.stop.send(StopRequest::Reload);
             }
@@ -539,13 +623,36 @@ impl Handler<FromPortal> for ServerSessionHandler {
 impl Handler<PortalLinkDown> for ServerSessionHandler {
     type Result = ();
 
-    fn handle(&mut self, _: PortalLinkDown, _: &mut Context<Self>) {
-        self.link_up = false;
-        // Sessions stay: the Portal resyncs them when the link is back.
-        log::warn!(
-            "link to the Portal lost; {} sessions kept",
-            self.sessions.len()
-        );
+    fn handle(&mut self, msg: PortalLinkDown, ctx: &mut Context<Self>) {
+        let Some(portal_id) = self.portal_of(&msg.link) else {
+            return;
+        };
+        if let Some(portal) = self.portal_states.get_mut(&portal_id) {
+            portal.up = false;
+        }
+        let kept = self
+            .sessions
+            .keys()
+            .filter(|id| id.portal() == portal_id)
+            .count();
+        // Sessions stay: the Portal resyncs them when the link is back. A Portal
+        // that stays away that long is gone, and its players with it.
+        log::warn!("link to Portal {portal_id} lost; {kept} sessions kept for now");
+        let grace = Duration::from_secs(self.settings.server.portal_grace);
+        let epoch = self.portal_states.get(&portal_id).map(|p| p.epoch);
+        ctx.run_later(grace, move |act, _| {
+            let still_down = act
+                .portal_states
+                .get(&portal_id)
+                .is_some_and(|p| !p.up && Some(p.epoch) == epoch);
+            if still_down {
+                log::warn!(
+                    "Portal {portal_id} has been away {} s; its sessions are gone",
+                    grace.as_secs()
+                );
+                act.remove_portal_sessions(portal_id);
+            }
+        });
     }
 }
 

@@ -6,7 +6,6 @@
 //!
 //! A frame that fails to decode is logged and dropped; the link stays up.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -42,7 +41,8 @@ pub struct FlushAndClose;
 pub struct SetHandler(pub Addr<ServerSessionHandler>);
 
 pub struct PortalLink {
-    portal: SocketAddr,
+    /// The Portal's link, `host:port` (a name is resolved at every attempt).
+    portal: String,
     handler: Option<Addr<ServerSessionHandler>>,
     out: Option<Outbound>,
     writer: Option<JoinHandle<()>>,
@@ -56,7 +56,7 @@ pub struct PortalLink {
 }
 
 impl PortalLink {
-    pub fn new(portal: SocketAddr, secret: String) -> Self {
+    pub fn new(portal: String, secret: String) -> Self {
         Self {
             portal,
             handler: None,
@@ -71,9 +71,9 @@ impl PortalLink {
     }
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
-        let addr = self.portal;
+        let addr = self.portal.clone();
         ctx.wait(
-            async move { TcpStream::connect(addr).await }
+            async move { TcpStream::connect(addr.as_str()).await }
                 .into_actor(self)
                 .map(|result, act, ctx| match result {
                     Ok(stream) => act.connected(stream, ctx),
@@ -114,7 +114,7 @@ impl PortalLink {
     }
 
     /// The handshake: answer the challenge, then check the `Welcome`.
-    fn handshake(&mut self, message: PortalToServer) {
+    fn handshake(&mut self, message: PortalToServer, ctx: &Context<Self>) {
         match (message, &self.nonce) {
             (PortalToServer::Challenge { nonce: challenge }, None) => {
                 let nonce = new_nonce();
@@ -138,27 +138,33 @@ impl PortalLink {
                 {
                     Ok(()) => {
                         self.established = true;
-                        self.to_handler(welcome);
+                        self.to_handler(welcome, ctx);
                     }
                     Err(e) => {
                         log::error!(
                             "link: the Portal at {} failed the handshake: {e}",
                             self.portal
                         );
-                        self.to_handler(PortalToServer::Refused {
-                            reason: e.to_string(),
-                        });
+                        self.to_handler(
+                            PortalToServer::Refused {
+                                reason: e.to_string(),
+                            },
+                            ctx,
+                        );
                     }
                 }
             }
-            (refused @ PortalToServer::Refused { .. }, _) => self.to_handler(refused),
+            (refused @ PortalToServer::Refused { .. }, _) => self.to_handler(refused, ctx),
             (_, _) => log::error!("link: unexpected frame during the handshake; dropped"),
         }
     }
 
-    fn to_handler(&self, message: PortalToServer) {
+    fn to_handler(&self, message: PortalToServer, ctx: &Context<Self>) {
         if let Some(handler) = &self.handler {
-            handler.do_send(FromPortal(message));
+            handler.do_send(FromPortal {
+                link: ctx.address(),
+                message,
+            });
         }
     }
 
@@ -186,10 +192,10 @@ impl Actor for PortalLink {
 type Frame = Result<Result<PortalToServer, LinkError>, std::io::Error>;
 
 impl StreamHandler<Frame> for PortalLink {
-    fn handle(&mut self, frame: Frame, _: &mut Self::Context) {
+    fn handle(&mut self, frame: Frame, ctx: &mut Self::Context) {
         match frame {
-            Ok(Ok(message)) if self.established => self.to_handler(message),
-            Ok(Ok(message)) => self.handshake(message),
+            Ok(Ok(message)) if self.established => self.to_handler(message, ctx),
+            Ok(Ok(message)) => self.handshake(message, ctx),
             Ok(Err(e)) => log::error!("link: dropped a bad frame from the Portal: {e}"),
             Err(e) => log::warn!("link: read failed: {e}"),
         }
@@ -205,7 +211,9 @@ impl StreamHandler<Frame> for PortalLink {
         }
         log::warn!("link: the Portal closed the link; reconnecting");
         if let Some(handler) = &self.handler {
-            handler.do_send(PortalLinkDown);
+            handler.do_send(PortalLinkDown {
+                link: ctx.address(),
+            });
         }
         self.schedule_reconnect(ctx);
     }

@@ -13,6 +13,7 @@ pub mod handler;
 pub mod http;
 pub mod link;
 pub mod metrics;
+pub mod portals;
 pub mod rules;
 pub mod session;
 pub mod throttle;
@@ -31,6 +32,7 @@ use crate::models::{self, DbError};
 use crate::settings::{Settings, SettingsError};
 use handler::{PrepareStop, ServerSessionHandler};
 use link::{FlushAndClose, PortalLink, SetHandler};
+use portals::Portals;
 use world::World;
 
 /// Why the Server stops.
@@ -78,22 +80,27 @@ pub fn open_database(
 pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, ServerError> {
     game_dir.prepare()?;
     let pool = open_database(&game_dir, &settings)?;
-    let portal = settings.link_socket_addr()?;
+    let portal_addrs = settings.portal_link_addrs()?;
     let settings = Arc::new(settings);
     let threads = usize::try_from(settings.database.pool_size).unwrap_or(1);
     let metrics = metrics::ServerMetrics::new();
     let db = db::start(pool, threads, Arc::clone(&metrics));
 
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
-    let link = PortalLink::new(portal, settings.portal.link_secret.clone()).start();
-    let world = World::new(link.clone(), db.clone()).start();
+    let links: Vec<Addr<PortalLink>> = portal_addrs
+        .into_iter()
+        .map(|addr| PortalLink::new(addr, settings.portal.link_secret.clone()).start())
+        .collect();
+    let portals = Portals::default();
+    let world = World::new(portals.clone(), db.clone()).start();
     let handler = ServerSessionHandler::new(
         Arc::clone(&settings),
-        link.clone(),
+        portals,
         db,
         world,
         stop_tx.clone(),
         metrics,
+        links.len(),
     )
     .start();
     let http = match settings.server_http_addr()? {
@@ -108,7 +115,9 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
         }
         None => None,
     };
-    link.do_send(SetHandler(handler.clone()));
+    for link in &links {
+        link.do_send(SetHandler(handler.clone()));
+    }
     game_dir.write_pid(SERVER_PID_FILE, std::process::id())?;
     let signals = actix_rt::spawn(forward_signals(stop_tx));
 
@@ -117,7 +126,9 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
     if reason != StopRequest::Refused {
         let _ = handler.send(PrepareStop).await;
     }
-    let _ = link.send(FlushAndClose).await;
+    for link in &links {
+        let _ = link.send(FlushAndClose).await;
+    }
     signals.abort();
     if let Some(http) = http {
         http.stop(true).await;

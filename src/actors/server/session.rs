@@ -16,7 +16,6 @@ use super::handler::{
     ChangeOption, ClientOptions, DisconnectSession, ForgiveAttempt, GetSession, Login, Settle,
     ThrottleAttempt, ThrottleKind,
 };
-use super::link::ToPortal;
 use super::world::Locate;
 use crate::actors::db::{answer, Authenticate, CreateAccount, CreateCharacter};
 use crate::commands::account::DEFAULT_DESCRIPTION;
@@ -143,10 +142,10 @@ impl ServerSession {
     }
 
     fn send_oob(&self, msg: OobMessage) {
-        self.server.link.do_send(ToPortal(ServerToPortal::DataOut {
+        self.server.portals.send(ServerToPortal::DataOut {
             sessid: self.sessid,
             output: Output::Oob(msg),
-        }));
+        });
     }
 
     fn run_oob(&mut self, msg: &OobMessage, ctx: &mut Context<Self>) {

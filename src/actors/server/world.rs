@@ -13,7 +13,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::handler::Settle;
-use super::link::{PortalLink, ToPortal};
+use super::portals::Portals;
 use crate::actors::db::{DbExecutor, ExitRecord, LoadWorld, RoomRecord, SetCharacterLocation};
 use crate::commands::character as text;
 use crate::models::world::LIMBO;
@@ -313,7 +313,7 @@ pub struct Locate {
 
 pub struct World {
     state: WorldState,
-    link: Addr<PortalLink>,
+    portals: Portals,
     db: Addr<DbExecutor>,
     /// Location writes not yet committed.
     pending_writes: usize,
@@ -321,10 +321,10 @@ pub struct World {
 }
 
 impl World {
-    pub fn new(link: Addr<PortalLink>, db: Addr<DbExecutor>) -> Self {
+    pub fn new(portals: Portals, db: Addr<DbExecutor>) -> Self {
         Self {
             state: WorldState::default(),
-            link,
+            portals,
             db,
             pending_writes: 0,
             settle_waiters: Vec::new(),
@@ -335,10 +335,10 @@ impl World {
         if sessids.is_empty() {
             return;
         }
-        self.link.do_send(ToPortal(ServerToPortal::DataOutMany {
+        self.portals.send(ServerToPortal::DataOutMany {
             sessids,
             output: Output::Text(line),
-        }));
+        });
     }
 
     fn tell_room(&self, room: RoomId, except: Option<CharacterId>, line: String) {
