@@ -63,6 +63,9 @@ pub struct ServerSettings {
     /// The Portals this Server serves, as `host:port` of each one's link (its
     /// `portal.link_addr`); empty: the one Portal at `portal.link_addr`.
     pub portal_addrs: Vec<String>,
+    /// Speak TLS to every Portal, trusting the certificates in this PEM file (a
+    /// CA, or the Portals' own certificates); relative to the game dir.
+    pub link_tls_ca: Option<PathBuf>,
     /// Seconds a Portal may stay unreachable before its sessions are dropped
     /// (its players are gone with it); a Portal back sooner is resynced.
     pub portal_grace: u64,
@@ -84,6 +87,7 @@ impl Default for ServerSettings {
             idle_command: "idle".to_owned(),
             password_min_length: 8,
             portal_addrs: Vec::new(),
+            link_tls_ca: None,
             portal_grace: 60,
             http_addr: "127.0.0.1:4005".to_owned(),
         }
@@ -105,6 +109,9 @@ pub struct PortalSettings {
     pub link_addr: String,
     /// Required when `link_addr` is not a loopback address.
     pub link_secret: String,
+    /// The link is TLS, with `tls_cert` and `tls_key`; the Server must then trust
+    /// that certificate (`server.link_tls_ca`).
+    pub link_tls: bool,
     /// New connections released to the Server per second from one address (IPv4, or
     /// IPv6 /64); the excess waits in that address's queue.
     pub max_connection_rate: f64,
@@ -160,6 +167,7 @@ impl Default for PortalSettings {
             tls_key: None,
             link_addr: "127.0.0.1:4006".to_owned(),
             link_secret: String::new(),
+            link_tls: false,
             max_connection_rate: 2.0,
             max_command_rate: 80.0,
             max_char_limit: 6000,

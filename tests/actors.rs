@@ -127,7 +127,12 @@ async fn fake_server_with(
 ) -> Peer<PortalToServer> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    actix_rt::spawn(accept_servers(listener, handler.clone(), SECRET.to_owned()));
+    actix_rt::spawn(accept_servers(
+        listener,
+        handler.clone(),
+        SECRET.to_owned(),
+        None,
+    ));
     let mut peer = Peer::new(TcpStream::connect(addr).await.unwrap());
     let PortalToServer::Challenge { nonce } = peer.recv().await else {
         panic!("the Portal must open with a challenge");
@@ -412,7 +417,12 @@ async fn start_server(
         gatehouse::actors::server::metrics::ServerMetrics::new(),
     );
     let (stop, _stop_rx) = mpsc::unbounded_channel();
-    let link = PortalLink::new(portal.local_addr().unwrap().to_string(), SECRET.to_owned()).start();
+    let link = PortalLink::new(
+        portal.local_addr().unwrap().to_string(),
+        SECRET.to_owned(),
+        None,
+    )
+    .start();
     let portals = gatehouse::actors::server::portals::Portals::default();
     let world = World::new(portals.clone(), db.clone()).start();
     let handler = ServerSessionHandler::new(

@@ -235,3 +235,62 @@ fn a_missing_certificate_stops_the_portal_and_names_the_file() {
     assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
     assert!(GameDir::new(game_dir.path()).read_ports().is_none());
 }
+
+/// A self-signed certificate that names this machine as `127.0.0.1` too, as the
+/// Server checks it when it connects to a link at an IP address.
+fn link_pair() -> Pair {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("link.cert");
+    let key = dir.path().join("link.key");
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    Pair {
+        _dir: dir,
+        cert,
+        key,
+        der: made.cert.der().clone(),
+    }
+}
+
+#[test]
+fn the_portal_server_link_can_run_over_tls() {
+    let pair = link_pair();
+    let (cert, key) = (pair.cert.to_str().unwrap(), pair.key.to_str().unwrap());
+    // Game::start waits until the Server has linked up: over TLS here.
+    let game = Game::start(&[
+        ("GATEHOUSE__PORTAL__TLS_CERT", cert),
+        ("GATEHOUSE__PORTAL__TLS_KEY", key),
+        ("GATEHOUSE__PORTAL__SSL_PORTS", "[0]"),
+        ("GATEHOUSE__PORTAL__LINK_TLS", "true"),
+        ("GATEHOUSE__SERVER__LINK_TLS_CA", cert),
+    ]);
+    let mut player = game.connect();
+    player.create_and_login("Tilly", PASSWORD);
+    player.send("look");
+    player.expect("Exits:");
+
+    // A Server that trusts another certificate never gets the link.
+    let stranger = link_pair();
+    let other = Game::start_portal(&[
+        ("GATEHOUSE__PORTAL__TLS_CERT", cert),
+        ("GATEHOUSE__PORTAL__TLS_KEY", key),
+        ("GATEHOUSE__PORTAL__SSL_PORTS", "[0]"),
+        ("GATEHOUSE__PORTAL__LINK_TLS", "true"),
+    ]);
+    let link = other.link_addr();
+    let _server = other.spawn_server_with(&[
+        ("GATEHOUSE__PORTAL__LINK_ADDR", link.as_str()),
+        (
+            "GATEHOUSE__SERVER__LINK_TLS_CA",
+            stranger.cert.to_str().unwrap(),
+        ),
+    ]);
+    wait_for("the Server to give up on the certificate", DEADLINE, || {
+        let log = other.log();
+        (log.contains("cannot reach the Portal") && log.contains("certificate")).then_some(())
+    });
+    assert!(!other.status().contains("server_connected = true"));
+}

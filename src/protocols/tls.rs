@@ -61,6 +61,11 @@ pub enum TlsError {
         key: PathBuf,
         source: rustls::Error,
     },
+    #[error("the certificate authority file {} cannot be trusted", path.display())]
+    BadAuthority {
+        path: PathBuf,
+        source: rustls::Error,
+    },
 }
 
 /// Why one client's handshake did not complete.
@@ -91,6 +96,28 @@ pub fn load_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
             source,
         })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A connector for the Server's end of a TLS link: it trusts the certificates in
+/// `ca` (a CA, or the Portal's own certificate) and nothing else.
+pub fn load_connector(ca: &Path) -> Result<tokio_rustls::TlsConnector, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certificates(ca)? {
+        roots.add(cert).map_err(|source| TlsError::BadAuthority {
+            path: ca.to_owned(),
+            source,
+        })?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|source| TlsError::BadAuthority {
+            path: ca.to_owned(),
+            source,
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {

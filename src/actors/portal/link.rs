@@ -14,7 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::FramedRead;
 
 use super::handler::{FromServer, PortalSessionHandler, ServerLinkDown, ServerLinkUp};
@@ -23,6 +25,7 @@ use crate::protocols::link::{
     check_version, new_nonce, verify_proof, LinkDecoder, LinkError, LinkRole, PortalToServer,
     ServerToPortal, MAX_FRAME_BYTES,
 };
+use crate::protocols::tls;
 
 /// The largest frame a peer may send before it has proved itself (a `Hello` is
 /// about 100 bytes).
@@ -50,18 +53,18 @@ pub struct ServerLinkConnection {
 }
 
 impl ServerLinkConnection {
-    /// Starts the actor for an accepted connection.
-    pub fn start(
-        stream: TcpStream,
+    /// Starts the actor for an accepted connection (plain TCP, or TLS).
+    pub fn start<S>(
+        stream: S,
         peer: SocketAddr,
         handler: Addr<PortalSessionHandler>,
         secret: String,
-    ) -> Addr<Self> {
-        if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("link: cannot set TCP_NODELAY: {e}");
-        }
+    ) -> Addr<Self>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + 'static,
+    {
         Self::create(move |ctx| {
-            let (read, write) = stream.into_split();
+            let (read, write) = tokio::io::split(stream);
             let frame_limit = Arc::new(AtomicUsize::new(HANDSHAKE_FRAME_BYTES));
             ctx.add_stream(FramedRead::new(
                 read,
@@ -194,16 +197,34 @@ impl Handler<SendToServer> for ServerLinkConnection {
     }
 }
 
-/// Accepts Servers on `listener` for as long as the Portal runs.
+/// Accepts Servers on `listener` for as long as the Portal runs; with `tls`, each
+/// link is TLS (`portal.link_tls`).
 pub async fn accept_servers(
     listener: TcpListener,
     handler: Addr<PortalSessionHandler>,
     secret: String,
+    tls: Option<TlsAcceptor>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                ServerLinkConnection::start(stream, peer, handler.clone(), secret.clone());
+                if let Err(e) = stream.set_nodelay(true) {
+                    log::debug!("link: cannot set TCP_NODELAY: {e}");
+                }
+                let Some(acceptor) = &tls else {
+                    ServerLinkConnection::start(stream, peer, handler.clone(), secret.clone());
+                    continue;
+                };
+                let (acceptor, handler, secret) =
+                    (acceptor.clone(), handler.clone(), secret.clone());
+                actix_rt::spawn(async move {
+                    match tls::handshake(&acceptor, stream, tls::HANDSHAKE_TIMEOUT).await {
+                        Ok(stream) => {
+                            ServerLinkConnection::start(stream, peer, handler, secret);
+                        }
+                        Err(e) => log::warn!("link: {peer}: {e}; closed"),
+                    }
+                });
             }
             Err(e) => {
                 log::warn!("link: accept failed: {e}");

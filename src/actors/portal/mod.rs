@@ -201,10 +201,24 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
     )?;
 
     let mut tasks = Vec::new();
+    let link_tls = match (&tls_acceptor, settings.portal.link_tls) {
+        (Some(acceptor), true) => Some(acceptor.clone()),
+        (None, true) => {
+            return Err(SettingsError::Invalid {
+                key: "portal.link_tls".to_owned(),
+                message: "needs portal.tls_cert and portal.tls_key (the link uses the same \
+                          certificate)"
+                    .to_owned(),
+            }
+            .into())
+        }
+        (_, false) => None,
+    };
     tasks.push(actix_rt::spawn(link::accept_servers(
         link_listener,
         handler.clone(),
         settings.portal.link_secret.clone(),
+        link_tls,
     )));
     let telnet_config = Arc::new(TelnetConfig {
         max_command_rate: settings.portal.max_command_rate,

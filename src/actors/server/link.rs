@@ -9,8 +9,11 @@
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 use tokio_util::codec::FramedRead;
 
 use super::handler::{FromPortal, PortalLinkDown, ServerSessionHandler};
@@ -40,9 +43,36 @@ pub struct FlushAndClose;
 #[rtype(result = "()")]
 pub struct SetHandler(pub Addr<ServerSessionHandler>);
 
+/// The link's byte stream: plain TCP, or TLS over it.
+type LinkStream = Box<dyn LinkIo>;
+
+/// What a link stream must be.
+trait LinkIo: AsyncRead + AsyncWrite + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Unpin> LinkIo for T {}
+
+/// Connects to the Portal at `addr` (`host:port`), with TLS when `tls` is set.
+async fn open(addr: &str, tls: Option<TlsConnector>) -> std::io::Result<LinkStream> {
+    let tcp = TcpStream::connect(addr).await?;
+    if let Err(e) = tcp.set_nodelay(true) {
+        log::debug!("link: cannot set TCP_NODELAY: {e}");
+    }
+    let Some(connector) = tls else {
+        return Ok(Box::new(tcp));
+    };
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = ServerName::try_from(host.to_owned()).map_err(std::io::Error::other)?;
+    Ok(Box::new(connector.connect(name, tcp).await?))
+}
+
 pub struct PortalLink {
     /// The Portal's link, `host:port` (a name is resolved at every attempt).
     portal: String,
+    /// TLS to the Portal (`server.link_tls_ca`), checked against the host part.
+    tls: Option<TlsConnector>,
     handler: Option<Addr<ServerSessionHandler>>,
     out: Option<Outbound>,
     writer: Option<JoinHandle<()>>,
@@ -56,9 +86,10 @@ pub struct PortalLink {
 }
 
 impl PortalLink {
-    pub fn new(portal: String, secret: String) -> Self {
+    pub fn new(portal: String, secret: String, tls: Option<TlsConnector>) -> Self {
         Self {
             portal,
+            tls,
             handler: None,
             out: None,
             writer: None,
@@ -72,8 +103,9 @@ impl PortalLink {
 
     fn connect(&mut self, ctx: &mut Context<Self>) {
         let addr = self.portal.clone();
+        let tls = self.tls.clone();
         ctx.wait(
-            async move { TcpStream::connect(addr.as_str()).await }
+            async move { open(&addr, tls).await }
                 .into_actor(self)
                 .map(|result, act, ctx| match result {
                     Ok(stream) => act.connected(stream, ctx),
@@ -95,13 +127,10 @@ impl PortalLink {
         ctx.run_later(delay, |act, ctx| act.connect(ctx));
     }
 
-    fn connected(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
-        if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("link: cannot set TCP_NODELAY: {e}");
-        }
+    fn connected(&mut self, stream: LinkStream, ctx: &mut Context<Self>) {
         log::info!("link: connected to the Portal at {}", self.portal);
         self.retry = FIRST_RETRY;
-        let (read, write) = stream.into_split();
+        let (read, write) = tokio::io::split(stream);
         ctx.add_stream(FramedRead::new(
             read,
             LinkDecoder::<PortalToServer>::new(MAX_FRAME_BYTES),

@@ -55,6 +55,8 @@ pub enum ServerError {
     GameDir(#[from] std::io::Error),
     #[error("the Portal refused this Server; see the log above")]
     Refused,
+    #[error("server.link_tls_ca: {0}")]
+    Tls(#[from] crate::protocols::tls::TlsError),
     #[error("cannot listen on {addr} for server.http_addr: {source}")]
     HttpBind {
         addr: std::net::SocketAddr,
@@ -87,9 +89,15 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
     let db = db::start(pool, threads, Arc::clone(&metrics));
 
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
+    let tls = match &settings.server.link_tls_ca {
+        Some(ca) => Some(crate::protocols::tls::load_connector(
+            &game_dir.root().join(ca),
+        )?),
+        None => None,
+    };
     let links: Vec<Addr<PortalLink>> = portal_addrs
         .into_iter()
-        .map(|addr| PortalLink::new(addr, settings.portal.link_secret.clone()).start())
+        .map(|addr| PortalLink::new(addr, settings.portal.link_secret.clone(), tls.clone()).start())
         .collect();
     let portals = Portals::default();
     let world = World::new(portals.clone(), db.clone()).start();
