@@ -32,7 +32,13 @@ struct Pair {
 }
 
 fn self_signed() -> Pair {
-    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    self_signed_for(&["localhost"])
+}
+
+/// A self-signed certificate for `names` (host names or IP addresses).
+fn self_signed_for(names: &[&str]) -> Pair {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let made = rcgen::generate_simple_self_signed(names).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cert = dir.path().join("ssl.cert");
     let key = dir.path().join("ssl.key");
@@ -239,20 +245,7 @@ fn a_missing_certificate_stops_the_portal_and_names_the_file() {
 /// A self-signed certificate that names this machine as `127.0.0.1` too, as the
 /// Server checks it when it connects to a link at an IP address.
 fn link_pair() -> Pair {
-    let made =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cert = dir.path().join("link.cert");
-    let key = dir.path().join("link.key");
-    std::fs::write(&cert, made.cert.pem()).unwrap();
-    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
-    Pair {
-        _dir: dir,
-        cert,
-        key,
-        der: made.cert.der().clone(),
-    }
+    self_signed_for(&["localhost", "127.0.0.1"])
 }
 
 #[test]
