@@ -48,6 +48,7 @@ impl Topology {
         self.server = Some(self.north.spawn_server_with(&[
             ("GATEHOUSE__SERVER__PORTAL_ADDRS", addrs.as_str()),
             ("GATEHOUSE__SERVER__PORTAL_GRACE", "1"),
+            ("GATEHOUSE__SERVER__MULTISESSION_MODE", "1"),
             ("GATEHOUSE__PORTAL__LINK_SECRET", SECRET),
         ]));
         self.north.wait_server_connected();
@@ -82,11 +83,23 @@ fn two_portals_share_one_world_and_survive_a_reload_and_the_loss_of_either() {
     ben.send("say and from the south");
     ann.expect("Ben says, \"and from the south\"");
 
-    // Session ids come from each Portal's own range.
+    // Session ids come from each Portal's own range, and `sessions` lists an
+    // account's sessions on every Portal (mode 1: Ann also through the south).
     ben.send("sessions");
     ben.expect("Your current session(s):");
     let table = ben.expect("telnet");
     assert!(table.contains("*2000000000000001"), "{table}");
+    let mut ann_south: Client = t.south.connect();
+    ann_south.login("Ann", PASSWORD);
+    ann_south.send("sessions");
+    ann_south.expect("Your current session(s):");
+    let table = ann_south.sync();
+    assert!(
+        table.contains("1000000000000001") && table.contains("*2000000000000002"),
+        "{table}"
+    );
+    ann_south.send("quit");
+    ann_south.expect_closed();
 
     // The Server restarts: both Portals resync, nobody is logged out.
     t.restart_server();
