@@ -160,3 +160,23 @@ fn the_server_reports_accounts_puppets_failures_and_latencies() {
         "{health}"
     );
 }
+
+#[test]
+fn a_taken_metrics_port_costs_the_metrics_not_the_game() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    // Game::start waits for the Server to link up.
+    let game = Game::start(&[("GATEHOUSE__SERVER__HTTP_ADDR", addr.as_str())]);
+    let mut c = game.connect();
+    c.create_and_login("Tara", PASSWORD);
+    assert!(
+        game.log()
+            .contains("no /metrics or /healthz for the Server"),
+        "the log does not say why"
+    );
+    let (status, _) = game.http_get("/metrics");
+    assert!(
+        status.contains("200"),
+        "the Portal's page is unaffected: {status}"
+    );
+}

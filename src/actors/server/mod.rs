@@ -57,11 +57,6 @@ pub enum ServerError {
     Refused,
     #[error("server.link_tls_ca: {0}")]
     Tls(#[from] crate::protocols::tls::TlsError),
-    #[error("cannot listen on {addr} for server.http_addr: {source}")]
-    HttpBind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
 }
 
 /// Opens the configured database and applies pending migrations.
@@ -112,15 +107,7 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
     )
     .start();
     let http = match settings.server_http_addr()? {
-        Some(addr) => {
-            let listener = std::net::TcpListener::bind(addr)
-                .map_err(|source| ServerError::HttpBind { addr, source })?;
-            listener.set_nonblocking(true)?;
-            let bound = listener.local_addr()?;
-            write_atomically(&game_dir.run_file(SERVER_HTTP_FILE), &format!("{bound}\n"))?;
-            log::info!("metrics and health on http://{bound}/metrics and /healthz");
-            Some(http::start(listener, handler.clone())?)
-        }
+        Some(addr) => start_http(&game_dir, addr, handler.clone()),
         None => None,
     };
     for link in &links {
@@ -147,6 +134,29 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
         return Err(ServerError::Refused);
     }
     Ok(reason)
+}
+
+/// Serves `/metrics` and `/healthz` on `addr`. They are for operators: a port that is
+/// taken costs them (with an error in the log), never the game.
+fn start_http(
+    game_dir: &GameDir,
+    addr: std::net::SocketAddr,
+    handler: Addr<ServerSessionHandler>,
+) -> Option<actix_web::dev::ServerHandle> {
+    let started = std::net::TcpListener::bind(addr).and_then(|listener| {
+        listener.set_nonblocking(true)?;
+        let bound = listener.local_addr()?;
+        write_atomically(&game_dir.run_file(SERVER_HTTP_FILE), &format!("{bound}\n"))?;
+        log::info!("metrics and health on http://{bound}/metrics and /healthz");
+        http::start(listener, handler)
+    });
+    match started {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            log::error!("server.http_addr {addr}: {e}; no /metrics or /healthz for the Server");
+            None
+        }
+    }
 }
 
 async fn forward_signals(stop: mpsc::UnboundedSender<StopRequest>) {
