@@ -76,27 +76,13 @@ impl Game {
     pub fn launch(&mut self) {
         let ports = self.path().join("run/ports.toml");
         let _ = std::fs::remove_file(&ports);
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path().join("test-output.log"))
-            .expect("log file");
-        let mut cmd = Command::new(bin());
-        cmd.arg("--game-dir")
-            .arg(self.path())
-            .arg(self.subcommand)
-            .env("GATEHOUSE__PORTAL__TELNET_PORTS", "[0]")
+        let mut cmd = self.command(self.subcommand);
+        cmd.env("GATEHOUSE__PORTAL__TELNET_PORTS", "[0]")
             .env("GATEHOUSE__PORTAL__WEB_PORT", "0")
             .env("GATEHOUSE__PORTAL__WEBSOCKET_PORT", "0")
             .env("GATEHOUSE__PORTAL__TELNET_INTERFACES", "[\"127.0.0.1\"]")
             .env("GATEHOUSE__PORTAL__LINK_ADDR", "127.0.0.1:0")
-            .env("GATEHOUSE__SERVER__HTTP_ADDR", "127.0.0.1:0")
-            .env("GATEHOUSE__PORTAL__MAX_CONNECTION_RATE", "1000")
-            .env("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "true")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
+            .env("GATEHOUSE__PORTAL__MAX_CONNECTION_RATE", "1000");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -110,6 +96,27 @@ impl Game {
         if self.subcommand == "run" {
             self.wait_server_connected();
         }
+    }
+
+    /// `gatehouse --game-dir <this game> <subcommand>`, with the settings every test
+    /// game shares and its output appended to `test-output.log`.
+    fn command(&self, subcommand: &str) -> Command {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join("test-output.log"))
+            .expect("log file");
+        let mut cmd = Command::new(bin());
+        cmd.arg("--game-dir")
+            .arg(self.path())
+            .arg(subcommand)
+            .env("GATEHOUSE__SERVER__HTTP_ADDR", "127.0.0.1:0")
+            .env("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "true")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        cmd
     }
 
     /// A port from `run/ports.toml` (`web`, `websocket`, ...).
@@ -162,21 +169,7 @@ impl Game {
     /// Starts `gatehouse server` by itself in this game dir, with this game's
     /// settings and `env` on top. Killed when dropped.
     pub fn spawn_server_with(&self, env: &[(&str, &str)]) -> ServerProcess {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path().join("test-output.log"))
-            .expect("log file");
-        let mut cmd = Command::new(bin());
-        cmd.arg("--game-dir")
-            .arg(self.path())
-            .arg("server")
-            .env("GATEHOUSE__SERVER__HTTP_ADDR", "127.0.0.1:0")
-            .env("GATEHOUSE__THROTTLE__EXEMPT_LOOPBACK", "true")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log);
+        let mut cmd = self.command("server");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
