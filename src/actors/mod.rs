@@ -11,3 +11,18 @@ pub mod server;
 /// session handlers and the link ends). Bursts wait in the mailbox instead of
 /// making `send` callers wait; `do_send` is never limited.
 pub const HUB_MAILBOX_CAPACITY: usize = 1 << 20;
+
+/// A `/metrics` answer for either process: the page a session handler rendered, or
+/// 503 when `process` ("Portal", "Server") is stopping and its handler is gone.
+pub fn metrics_response(
+    page: Result<String, actix::MailboxError>,
+    process: &str,
+) -> actix_web::HttpResponse {
+    match page {
+        Ok(page) => actix_web::HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(page),
+        Err(_) => actix_web::HttpResponse::ServiceUnavailable()
+            .body(format!("the {process} is stopping\n")),
+    }
+}

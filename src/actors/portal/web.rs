@@ -54,12 +54,7 @@ async fn index(page: web::Data<PageInfo>) -> HttpResponse {
 /// Prometheus (OpenMetrics) text: sessions by protocol and state, logins, commands,
 /// bytes each way, the link, Server restarts and the queues.
 async fn metrics(handler: web::Data<Addr<PortalSessionHandler>>) -> HttpResponse {
-    match handler.send(RenderMetrics).await {
-        Ok(page) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(page),
-        Err(_) => HttpResponse::ServiceUnavailable().body("the Portal is stopping\n"),
-    }
+    crate::actors::metrics_response(handler.send(RenderMetrics).await, "Portal")
 }
 
 async fn healthz(handler: web::Data<Addr<PortalSessionHandler>>) -> HttpResponse {

@@ -12,12 +12,7 @@ use super::handler::{GetHealth, RenderMetrics, ServerSessionHandler};
 const SHUTDOWN_SECS: u64 = 1;
 
 async fn metrics(handler: web::Data<Addr<ServerSessionHandler>>) -> HttpResponse {
-    match handler.send(RenderMetrics).await {
-        Ok(page) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(page),
-        Err(_) => HttpResponse::ServiceUnavailable().body("the Server is stopping\n"),
-    }
+    crate::actors::metrics_response(handler.send(RenderMetrics).await, "Server")
 }
 
 async fn healthz(handler: web::Data<Addr<ServerSessionHandler>>) -> HttpResponse {
