@@ -390,6 +390,7 @@ fn link(c: &mut Criterion) {
         &PortalToServer::DataIn {
             sessid: SessionId(42),
             input: Input::Text("say hello there everyone".to_owned()),
+            seq: 1234,
         },
     );
     bench_link_message(

@@ -142,6 +142,7 @@ async fn fake_server_with(
         pid: 1,
         proof: link_proof(secret, LinkRole::Server, &nonce),
         nonce: new_nonce(),
+        acks_input: true,
     })
     .await;
     peer
@@ -175,7 +176,8 @@ async fn portal_handler_registers_and_unregisters_sessions() {
 }
 
 #[actix::test]
-async fn input_typed_while_the_server_is_away_is_delivered_in_order_after_resync() {
+async fn input_typed_while_the_server_is_away_and_input_it_never_finished_run_in_order_after_resync(
+) {
     let handler = portal_handler(Settings::default());
     let (sessid, recorder) = open(&handler).await;
     // No Server yet: the player is told and the input waits.
@@ -208,18 +210,24 @@ async fn input_typed_while_the_server_is_away_is_delivered_in_order_after_resync
         server.recv().await,
         PortalToServer::DataIn {
             sessid,
-            input: text("look")
+            input: text("look"),
+            seq: 1,
         }
     );
     assert_eq!(
         server.recv().await,
         PortalToServer::DataIn {
             sessid,
-            input: text("who")
+            input: text("who"),
+            seq: 2,
         }
     );
 
-    // The Server goes away (a crash): input is queued again...
+    // `look` finishes; the Server dies running `who` (a crash): input is
+    // queued again...
+    server
+        .send(&ServerToPortal::InputDone { sessid, seq: 1 })
+        .await;
     drop(server);
     let wait_down = async {
         while handler.send(GetStatus).await.unwrap().server_connected {
@@ -238,7 +246,8 @@ async fn input_typed_while_the_server_is_away_is_delivered_in_order_after_resync
         input: text("say two"),
     });
 
-    // ...and a new Server gets the session back in the resync, then the input.
+    // ...and a new Server gets the session back in the resync, then `who`
+    // again with its own number, then what was typed meanwhile.
     let mut server = fake_server(&handler).await;
     match server.recv().await {
         PortalToServer::Welcome {
@@ -258,14 +267,24 @@ async fn input_typed_while_the_server_is_away_is_delivered_in_order_after_resync
         server.recv().await,
         PortalToServer::DataIn {
             sessid,
-            input: text("say one")
+            input: text("who"),
+            seq: 2,
         }
     );
     assert_eq!(
         server.recv().await,
         PortalToServer::DataIn {
             sessid,
-            input: text("say two")
+            input: text("say one"),
+            seq: 3,
+        }
+    );
+    assert_eq!(
+        server.recv().await,
+        PortalToServer::DataIn {
+            sessid,
+            input: text("say two"),
+            seq: 4,
         }
     );
 }
@@ -352,6 +371,8 @@ async fn mode_0_login_kicks_the_older_session() {
         .send(&PortalToServer::DataIn {
             sessid: first,
             input: text("connect bob password-1"),
+
+            seq: 1,
         })
         .await;
     server
@@ -364,6 +385,8 @@ async fn mode_0_login_kicks_the_older_session() {
         .send(&PortalToServer::DataIn {
             sessid: second,
             input: text("connect Bob password-1"),
+
+            seq: 1,
         })
         .await;
     let reason = server
@@ -379,6 +402,8 @@ async fn mode_0_login_kicks_the_older_session() {
         .send(&PortalToServer::DataIn {
             sessid: second,
             input: text("who"),
+
+            seq: 2,
         })
         .await;
     let who = server

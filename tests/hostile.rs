@@ -170,6 +170,7 @@ fn strangers_on_the_link_port_are_refused_and_nobody_notices() {
         pid: 1,
         proof: gatehouse::protocols::link::link_proof("a-guess", LinkRole::Server, &nonce),
         nonce: vec![0; 32],
+        acks_input: true,
     };
     impostor
         .write_all(&encode_frame(&hello, usize::MAX).unwrap())

@@ -111,8 +111,17 @@ pub enum PortalToServer {
     SessionUpdated { session: SessionSyncData },
     /// The client went away (PDISCONN).
     SessionDisconnected { sessid: SessionId },
-    /// Input from a session.
-    DataIn { sessid: SessionId, input: Input },
+    /// Input from a session. `seq` numbers the session's lines from 1 in the
+    /// order typed (0: not numbered); the Server acknowledges them with
+    /// [`ServerToPortal::InputDone`], and the Portal replays what was not
+    /// acknowledged to the next Server. A line keeps its number when it is
+    /// replayed, so a Server that already has it can tell.
+    DataIn {
+        sessid: SessionId,
+        input: Input,
+        #[serde(default)]
+        seq: u64,
+    },
     /// The Portal is going down and every session with it (PDISCONNALL).
     AllDisconnected,
     /// Stop now and expect to be started again (SRELOAD).
@@ -132,7 +141,15 @@ pub enum ServerToPortal {
         proof: Vec<u8>,
         /// The Server's own challenge for the Portal.
         nonce: Vec<u8>,
+        /// The Server acknowledges numbered input with
+        /// [`ServerToPortal::InputDone`]; absent (`false`) from a Server that
+        /// predates it, whose Portal then keeps no copies.
+        #[serde(default)]
+        acks_input: bool,
     },
+    /// Every line of `sessid` up to and including `seq` has run, and its output
+    /// was sent before this message: the Portal forgets its copies.
+    InputDone { sessid: SessionId, seq: u64 },
     /// Output for one session.
     DataOut { sessid: SessionId, output: Output },
     /// The same output for many sessions (announcements, room messages).
@@ -385,10 +402,12 @@ mod tests {
             PortalToServer::DataIn {
                 sessid: SessionId(3),
                 input: Input::Text("say héllo".into()),
+                seq: 12,
             },
             PortalToServer::DataIn {
                 sessid: SessionId(3),
                 input: Input::Oob(oob("Core.Hello")),
+                seq: 13,
             },
             PortalToServer::AllDisconnected,
             PortalToServer::Reload,
@@ -396,6 +415,62 @@ mod tests {
         ] {
             round_trip(msg);
         }
+    }
+
+    /// A Portal and a Server of different builds meet after a reload or an
+    /// upgrade: what one leaves out, the other reads as "not numbered".
+    #[test]
+    fn input_numbers_and_acknowledgements_are_optional_on_the_wire() {
+        #[derive(Serialize)]
+        enum OldPortalToServer {
+            DataIn { sessid: SessionId, input: Input },
+        }
+        #[derive(Serialize)]
+        enum OldServerToPortal {
+            Hello {
+                version: u32,
+                pid: u32,
+                proof: Vec<u8>,
+                nonce: Vec<u8>,
+            },
+        }
+        let old = OldPortalToServer::DataIn {
+            sessid: SessionId(3),
+            input: Input::Text("look".into()),
+        };
+        let mut buf = BytesMut::from(&encode_frame(&old, MAX_FRAME_BYTES).unwrap()[..]);
+        let got = LinkDecoder::<PortalToServer>::new(MAX_FRAME_BYTES)
+            .decode(&mut buf)
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got,
+            PortalToServer::DataIn {
+                sessid: SessionId(3),
+                input: Input::Text("look".into()),
+                seq: 0
+            }
+        );
+        let old = OldServerToPortal::Hello {
+            version: LINK_PROTOCOL_VERSION,
+            pid: 1,
+            proof: vec![1],
+            nonce: vec![2],
+        };
+        let mut buf = BytesMut::from(&encode_frame(&old, MAX_FRAME_BYTES).unwrap()[..]);
+        let got = LinkDecoder::<ServerToPortal>::new(MAX_FRAME_BYTES)
+            .decode(&mut buf)
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            got,
+            ServerToPortal::Hello {
+                acks_input: false,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -406,6 +481,11 @@ mod tests {
                 pid: 77,
                 proof: vec![9; 32],
                 nonce: new_nonce(),
+                acks_input: true,
+            },
+            ServerToPortal::InputDone {
+                sessid: SessionId(1),
+                seq: 40,
             },
             ServerToPortal::DataOut {
                 sessid: SessionId(1),

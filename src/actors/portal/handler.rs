@@ -129,6 +129,9 @@ pub struct ServerLinkUp {
     pub server_pid: u32,
     /// The Server's challenge, answered in the `Welcome`.
     pub server_nonce: Vec<u8>,
+    /// The Server acknowledges numbered input (`InputDone`), so the Portal
+    /// keeps each line until it is done.
+    pub acks_input: bool,
 }
 
 /// The link to the Server closed.
@@ -204,7 +207,13 @@ struct PortalSession {
     released_at: Option<Instant>,
     rate: CommandRate,
     /// Input waiting for the Server, in the order typed.
-    pending: VecDeque<Input>,
+    pending: VecDeque<QueuedInput>,
+    /// Lines handed to the Server and not yet acknowledged, oldest first: they
+    /// go back to the front of `pending` if the Server goes away before it
+    /// says they are done.
+    in_flight: VecDeque<(u64, Input)>,
+    /// The number of the last line handed to the Server.
+    last_seq: u64,
     /// Told once per outage that the queue is full.
     warned_queue_full: bool,
     /// The web page's resume token.
@@ -215,18 +224,71 @@ struct PortalSession {
     detached: Option<Instant>,
 }
 
+/// A line waiting for the Server.
+struct QueuedInput {
+    input: Input,
+    /// Its number, once it has been handed to a Server that did not finish it.
+    seq: Option<u64>,
+}
+
+impl QueuedInput {
+    fn new(input: Input) -> Self {
+        Self { input, seq: None }
+    }
+}
+
 impl PortalSession {
-    /// Hands one input to the Server. The counters are updated here, when the
-    /// Server gets the line, so a line queued during a reload is counted once
-    /// on both sides.
-    fn forward(&mut self, input: Input, idle_command: &str, link: &Addr<ServerLinkConnection>) {
-        if let Input::Text(line) = &input {
-            self.record.record_input(line, idle_command, now_millis());
+    /// Hands one input to the Server. A new line is numbered and counted here,
+    /// when the Server first gets it, so a line queued during a reload is
+    /// counted once on both sides; a replayed line keeps its number, so a
+    /// Server that already has it can tell. With `keep`, the Portal keeps a
+    /// copy until the Server acknowledges it.
+    fn forward(
+        &mut self,
+        queued: QueuedInput,
+        idle_command: &str,
+        link: &Addr<ServerLinkConnection>,
+        keep: bool,
+    ) {
+        let QueuedInput { input, seq } = queued;
+        let seq = seq.unwrap_or_else(|| {
+            if let Input::Text(line) = &input {
+                self.record.record_input(line, idle_command, now_millis());
+            }
+            self.last_seq += 1;
+            self.last_seq
+        });
+        if keep {
+            self.in_flight.push_back((seq, input.clone()));
         }
         link.do_send(SendToServer(PortalToServer::DataIn {
             sessid: self.record.sessid,
             input,
+            seq,
         }));
+    }
+
+    /// The Server finished every line up to `seq`.
+    fn acknowledge(&mut self, seq: u64) {
+        while self.in_flight.front().is_some_and(|(s, _)| *s <= seq) {
+            self.in_flight.pop_front();
+        }
+    }
+
+    /// The Server went away: what it did not finish waits for the next one,
+    /// ahead of what was typed since.
+    fn requeue_in_flight(&mut self) {
+        while let Some((seq, input)) = self.in_flight.pop_back() {
+            self.pending.push_front(QueuedInput {
+                input,
+                seq: Some(seq),
+            });
+        }
+    }
+
+    /// Lines this session has waiting for the Server or running on it.
+    fn unfinished(&self) -> usize {
+        self.pending.len() + self.in_flight.len()
     }
 }
 
@@ -245,6 +307,8 @@ enum ServerState {
         pid: u32,
         /// The Server said it is stopping; its link closing is expected.
         stopping: bool,
+        /// It acknowledges input, so copies are kept until it does.
+        acks_input: bool,
     },
     Away(Away),
 }
@@ -338,12 +402,18 @@ impl PortalSessionHandler {
     }
 
     fn link(&self) -> Option<&Addr<ServerLinkConnection>> {
+        self.live_link().map(|(link, _)| link)
+    }
+
+    /// The link to a Server that takes input now, and whether it acknowledges it.
+    fn live_link(&self) -> Option<(&Addr<ServerLinkConnection>, bool)> {
         match &self.server {
             ServerState::Up {
                 link,
                 stopping: false,
+                acks_input,
                 ..
-            } => Some(link),
+            } => Some((link, *acks_input)),
             _ => None,
         }
     }
@@ -374,7 +444,7 @@ impl PortalSessionHandler {
 
     /// Releases queued connections to the Server, each source at the configured pace.
     fn release_queued(&mut self, ctx: &mut Context<Self>) {
-        let Some(link) = self.link().cloned() else {
+        let Some((link, keep)) = self.live_link().map(|(l, k)| (l.clone(), k)) else {
             return;
         };
         let (ready, next) = self.connect_queue.release(Instant::now());
@@ -388,7 +458,7 @@ impl PortalSessionHandler {
                 session: session.record.clone(),
             }));
             while let Some(input) = session.pending.pop_front() {
-                session.forward(input, &self.settings.server.idle_command, &link);
+                session.forward(input, &self.settings.server.idle_command, &link, keep);
             }
         }
         if let Some(wait) = next {
@@ -410,8 +480,9 @@ impl PortalSessionHandler {
             ServerState::Up {
                 link,
                 stopping: false,
+                acks_input,
                 ..
-            } => Some(link),
+            } => Some((link, *acks_input)),
             _ => None,
         };
         let Some(session) = self.sessions.get_mut(&sessid) else {
@@ -434,15 +505,23 @@ impl PortalSessionHandler {
             RateVerdict::Drop => return,
         }
         match link {
-            Some(link) if session.released => {
-                session.forward(input, &self.settings.server.idle_command, link);
+            // Past the limit the lines would outlive a hung Server only to be
+            // replayed into the next one; the player is warned instead.
+            _ if session.unfinished() >= queue_limit => {
+                if !session.warned_queue_full {
+                    session.warned_queue_full = true;
+                    self.tell(sessid, INPUT_QUEUE_FULL_WARNING);
+                }
             }
-            _ if session.pending.len() < queue_limit => session.pending.push_back(input),
-            _ if !session.warned_queue_full => {
-                session.warned_queue_full = true;
-                self.tell(sessid, INPUT_QUEUE_FULL_WARNING);
+            Some((link, keep)) if session.released => {
+                session.forward(
+                    QueuedInput::new(input),
+                    &self.settings.server.idle_command,
+                    link,
+                    keep,
+                );
             }
-            _ => {}
+            _ => session.pending.push_back(QueuedInput::new(input)),
         }
     }
 
@@ -537,6 +616,11 @@ impl PortalSessionHandler {
             ServerToPortal::DataOut { sessid, output } => {
                 if let Some(s) = self.sessions.get(&sessid) {
                     s.endpoint.do_send(ToSession::Output(output));
+                }
+            }
+            ServerToPortal::InputDone { sessid, seq } => {
+                if let Some(s) = self.sessions.get_mut(&sessid) {
+                    s.acknowledge(seq);
                 }
             }
             ServerToPortal::DataOutMany { sessids, output } => {
@@ -639,6 +723,8 @@ impl Handler<OpenSession> for PortalSessionHandler {
                 released_at: None,
                 rate: CommandRate::new(Instant::now()),
                 pending: VecDeque::new(),
+                in_flight: VecDeque::new(),
+                last_seq: 0,
                 warned_queue_full: false,
                 token: None,
                 connection: 0,
@@ -897,7 +983,12 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
             if let Some(s) = self.sessions.get_mut(&sessid) {
                 s.warned_queue_full = false;
                 while let Some(input) = s.pending.pop_front() {
-                    s.forward(input, &self.settings.server.idle_command, &msg.link);
+                    s.forward(
+                        input,
+                        &self.settings.server.idle_command,
+                        &msg.link,
+                        msg.acks_input,
+                    );
                 }
             }
         }
@@ -905,6 +996,7 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
             link: msg.link,
             pid: msg.server_pid,
             stopping: false,
+            acks_input: msg.acks_input,
         };
         self.release_queued(ctx);
         self.write_status_file();
@@ -931,6 +1023,15 @@ impl Handler<ServerLinkDown> for PortalSessionHandler {
             self.tell_all(SERVER_LOST_MESSAGE);
         } else {
             log::info!("link: Server disconnected ({away:?})");
+        }
+        // Whatever that Server had not finished runs on the next one.
+        let mut replayed = 0;
+        for s in self.sessions.values_mut() {
+            replayed += s.in_flight.len();
+            s.requeue_in_flight();
+        }
+        if replayed > 0 {
+            log::info!("link: {replayed} unfinished lines will run on the next Server");
         }
         self.server = ServerState::Away(away);
         self.write_status_file();

@@ -154,6 +154,7 @@ impl StreamHandler<Frame> for ServerLinkConnection {
                 pid,
                 proof,
                 nonce,
+                acks_input,
             } => match check_version(version)
                 .and_then(|()| verify_proof(&self.secret, LinkRole::Server, &self.nonce, &proof))
             {
@@ -164,6 +165,7 @@ impl StreamHandler<Frame> for ServerLinkConnection {
                         link: ctx.address(),
                         server_pid: pid,
                         server_nonce: nonce,
+                        acks_input,
                     });
                 }
                 Err(e) => {

@@ -17,6 +17,7 @@ use super::handler::{
     AccountGone, Announce, Boot, ChangeOption, DisconnectSession, GetSessions, GetWho, SetPuppet,
     Settle,
 };
+use super::receipt::{acknowledge_when_done, InputReceipt};
 use super::rules::{DeleteError, PuppetRules, Release};
 use super::world::{Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, World};
 use crate::actors::db::{
@@ -56,6 +57,8 @@ pub struct AccountInput {
     pub input: Input,
     /// When it arrived over the link: the start of its latency.
     pub received: std::time::Instant,
+    /// Acknowledged to the Portal once the command has finished.
+    pub receipt: Option<InputReceipt>,
 }
 
 pub struct Account {
@@ -806,6 +809,7 @@ impl Handler<AccountInput> for Account {
     type Result = ();
 
     fn handle(&mut self, msg: AccountInput, ctx: &mut Context<Self>) {
+        acknowledge_when_done(msg.receipt, &self.server.portals, ctx);
         if !self.loaded {
             self.say(msg.sessid, NOT_READY);
             return;

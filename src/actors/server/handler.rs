@@ -6,7 +6,8 @@
 //! it from the Portal's resync after a reload or crash. It owns no socket and
 //! formats no player text beyond announcements.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use super::context::ServerContext;
 use super::link::{FlushAndClose, PortalLink};
 use super::metrics::{ServerMetrics, ServerSnapshot};
 use super::portals::Portals;
+use super::receipt::InputReceipt;
 use super::session::{ServerSession, SessionCommand, StopSession};
 use super::throttle::{Throttle, CREATION_THROTTLED, LOGIN_THROTTLED};
 use super::world::World;
@@ -26,7 +28,7 @@ use super::StopRequest;
 use crate::actors::db::{AccountRecord, DbExecutor};
 use crate::commands::account::{self as text, apply_option, booted, IDLE_TIMEOUT_REASON};
 use crate::commands::inputfuncs::apply_client_options;
-use crate::protocols::link::{Output, PortalToServer, RestartMode, ServerToPortal};
+use crate::protocols::link::{Input, Output, PortalToServer, RestartMode, ServerToPortal};
 use crate::session::{
     now_millis, AccountId, CharacterId, ProtocolFlags, SessionId, SessionSyncData,
 };
@@ -40,6 +42,10 @@ const THROTTLE_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often idle sessions are looked for (only when `idle_timeout > 0`).
 const IDLE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a Server that has just started waits for every Portal in
+/// `server.portal_addrs` before it tells players it is back without the
+/// Portals that have not welcomed it yet.
+const RESTORE_PORTALS_WAIT: Duration = Duration::from_secs(5);
 
 /// A message from a Portal, with the link it came on.
 #[derive(Message, Debug)]
@@ -206,7 +212,33 @@ pub struct PrepareStop;
 struct Entry {
     record: SessionSyncData,
     actor: Addr<ServerSession>,
+    /// The number of the newest line this Server has taken from the Portal: a
+    /// line the Portal sends again after a cut link is not run twice.
+    last_seq: u64,
+    /// The newest line that has finished (see [`InputReceipt`]).
+    done: Arc<AtomicU64>,
 }
+
+/// The world is being rebuilt from a `Welcome`: input waits, so that every
+/// character is back in its room before anyone's replayed `say` is heard, and
+/// players are told the Server is back only when they all are.
+#[derive(Debug, Default)]
+struct Restoring {
+    /// Presence barriers (one per `Welcome`) still under way.
+    barriers: usize,
+    /// Wait for the other Portals until then (the first restore of a Server
+    /// that has just started).
+    portals_until: Option<Instant>,
+    /// Sessions to tell ` ... Server restarted.` once everything is back.
+    announce: Vec<SessionId>,
+    /// Input that arrived meanwhile, in arrival order.
+    held: VecDeque<(SessionId, u64, Input, Instant)>,
+}
+
+/// A presence barrier of the restore finished.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+struct PresenceRestored;
 
 pub struct ServerSessionHandler {
     settings: Arc<Settings>,
@@ -227,6 +259,9 @@ pub struct ServerSessionHandler {
     who_generation: u64,
     who_cache: Option<WhoCache>,
     metrics: Arc<ServerMetrics>,
+    restoring: Option<Restoring>,
+    /// The first restore of this process has waited for the other Portals.
+    waited_for_portals: bool,
 }
 
 impl ServerSessionHandler {
@@ -259,6 +294,8 @@ impl ServerSessionHandler {
             who_generation: 0,
             who_cache: None,
             metrics,
+            restoring: None,
+            waited_for_portals: false,
         }
     }
 
@@ -328,7 +365,15 @@ impl ServerSessionHandler {
             self.context(ctx),
         )
         .start();
-        self.sessions.insert(record.sessid, Entry { record, actor });
+        self.sessions.insert(
+            record.sessid,
+            Entry {
+                record,
+                actor,
+                last_seq: 0,
+                done: Arc::new(AtomicU64::new(0)),
+            },
+        );
         self.who_generation += 1;
     }
 
@@ -482,12 +527,124 @@ impl ServerSessionHandler {
             });
         }
         log::info!("resynced {count} sessions from Portal {portal_id} ({restart_mode:?})");
-        if restart_mode != RestartMode::ColdStart && !resynced.is_empty() {
+        self.begin_restore(restart_mode, resynced, ctx);
+    }
+
+    /// Holds input until the sessions of a `Welcome` are back in the world:
+    /// every account they belong to has attached them (and sent the `World`
+    /// their puppets), then the `World` has taken those in. The first restore
+    /// after a start also waits for every Portal to welcome this Server.
+    fn begin_restore(
+        &mut self,
+        restart_mode: RestartMode,
+        resynced: Vec<SessionId>,
+        ctx: &mut Context<Self>,
+    ) {
+        let wait_for_portals = restart_mode != RestartMode::ColdStart
+            && !self.waited_for_portals
+            && !self.all_portals_welcomed();
+        self.waited_for_portals = true;
+        let restoring = self.restoring.get_or_insert_with(Restoring::default);
+        if wait_for_portals {
+            restoring.portals_until = Some(Instant::now() + RESTORE_PORTALS_WAIT);
+            ctx.run_later(RESTORE_PORTALS_WAIT, |act, ctx| act.finish_restore(ctx));
+        }
+        if restart_mode != RestartMode::ColdStart {
+            restoring.announce.extend(resynced);
+        }
+        restoring.barriers += 1;
+        let accounts: Vec<Addr<Account>> = self.accounts.values().cloned().collect();
+        let world = self.world.clone();
+        ctx.spawn(
+            async move {
+                settle(accounts, "restored accounts").await;
+                settle(vec![world], "the world").await;
+            }
+            .into_actor(self)
+            .map(|(), _, ctx| ctx.notify(PresenceRestored)),
+        );
+    }
+
+    /// Every Portal this Server serves has welcomed it (or refused it).
+    fn all_portals_welcomed(&self) -> bool {
+        let up = self.portal_states.values().filter(|p| p.up).count();
+        up + self.refused_links.len() >= self.links_total
+    }
+
+    /// Ends the restore once its barriers are done and, on the first one,
+    /// every Portal is back (or the wait is over): announces the restart,
+    /// then runs the held input in the order it came.
+    fn finish_restore(&mut self, ctx: &mut Context<Self>) {
+        let Some(restoring) = &self.restoring else {
+            return;
+        };
+        if restoring.barriers > 0 {
+            return;
+        }
+        if restoring
+            .portals_until
+            .is_some_and(|until| Instant::now() < until && !self.all_portals_welcomed())
+        {
+            return;
+        }
+        let Some(restoring) = self.restoring.take() else {
+            return;
+        };
+        let announce: Vec<SessionId> = restoring
+            .announce
+            .into_iter()
+            .filter(|id| self.sessions.contains_key(id))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if !announce.is_empty() {
             self.to_portal(ServerToPortal::DataOutMany {
-                sessids: resynced,
+                sessids: announce,
                 output: Output::Text(SERVER_RESTARTED_MESSAGE.to_owned()),
             });
         }
+        log::info!(
+            "sessions restored; running {} lines typed meanwhile",
+            restoring.held.len()
+        );
+        for (sessid, seq, input, received) in restoring.held {
+            self.take_input(sessid, seq, input, received, ctx);
+        }
+    }
+
+    /// Hands one line to its session's actor, unless this Server already took
+    /// it (the Portal sends a line again when a link is cut before the line's
+    /// acknowledgement arrived): then it is acknowledged again if it is done.
+    fn take_input(
+        &mut self,
+        sessid: SessionId,
+        seq: u64,
+        input: Input,
+        received: Instant,
+        _: &mut Context<Self>,
+    ) {
+        let idle_command = &self.settings.server.idle_command;
+        let Some(entry) = self.sessions.get_mut(&sessid) else {
+            return;
+        };
+        if seq > 0 && seq <= entry.last_seq {
+            let done = entry.done.load(Ordering::Acquire);
+            log::debug!("session {sessid}: line {seq} arrived again (done up to {done})");
+            if done >= seq {
+                self.portals
+                    .send(ServerToPortal::InputDone { sessid, seq: done });
+            }
+            return;
+        }
+        entry.last_seq = entry.last_seq.max(seq);
+        if let Input::Text(line) = &input {
+            entry.record.record_input(line, idle_command, now_millis());
+        }
+        entry.actor.do_send(SessionCommand {
+            input,
+            received,
+            receipt: InputReceipt::new(sessid, seq, Arc::clone(&entry.done)),
+        });
     }
 
     fn check_idle(&mut self) {
@@ -574,6 +731,7 @@ impl Handler<FromPortal> for ServerSessionHandler {
                 if self.refused_links.len() >= self.links_total {
                     let _ = self.stop.send(StopRequest::Refused);
                 }
+                self.finish_restore(ctx);
             }
             PortalToServer::SessionConnected { session } => {
                 if self.sessions.contains_key(&session.sessid) {
@@ -593,16 +751,11 @@ impl Handler<FromPortal> for ServerSessionHandler {
             PortalToServer::SessionDisconnected { sessid } => {
                 self.remove_session(sessid);
             }
-            PortalToServer::DataIn { sessid, input } => {
-                let idle_command = &self.settings.server.idle_command;
-                if let Some(entry) = self.sessions.get_mut(&sessid) {
-                    if let crate::protocols::link::Input::Text(line) = &input {
-                        entry.record.record_input(line, idle_command, now_millis());
-                    }
-                    entry.actor.do_send(SessionCommand {
-                        input,
-                        received: std::time::Instant::now(),
-                    });
+            PortalToServer::DataIn { sessid, input, seq } => {
+                let received = Instant::now();
+                match &mut self.restoring {
+                    Some(restoring) => restoring.held.push_back((sessid, seq, input, received)),
+                    None => self.take_input(sessid, seq, input, received, ctx),
                 }
             }
             PortalToServer::AllDisconnected => {
@@ -617,6 +770,17 @@ impl Handler<FromPortal> for ServerSessionHandler {
                 let _ = self.stop.send(StopRequest::Shutdown);
             }
         }
+    }
+}
+
+impl Handler<PresenceRestored> for ServerSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, _: PresenceRestored, ctx: &mut Context<Self>) {
+        if let Some(restoring) = &mut self.restoring {
+            restoring.barriers = restoring.barriers.saturating_sub(1);
+        }
+        self.finish_restore(ctx);
     }
 }
 

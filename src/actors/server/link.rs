@@ -155,6 +155,7 @@ impl PortalLink {
                     pid: std::process::id(),
                     proof: link_proof(&self.secret, LinkRole::Server, &challenge),
                     nonce: nonce.clone(),
+                    acks_input: true,
                 });
                 self.nonce = Some(nonce);
             }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod link;
 pub mod metrics;
 pub mod portals;
+pub mod receipt;
 pub mod rules;
 pub mod session;
 pub mod throttle;

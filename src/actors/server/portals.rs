@@ -51,9 +51,9 @@ impl Portals {
     /// Sends `message` to the Portal (or Portals) it concerns.
     pub fn send(&self, message: ServerToPortal) {
         match message {
-            ServerToPortal::DataOut { sessid, .. } | ServerToPortal::Disconnect { sessid, .. } => {
-                self.to(sessid.portal(), message)
-            }
+            ServerToPortal::DataOut { sessid, .. }
+            | ServerToPortal::Disconnect { sessid, .. }
+            | ServerToPortal::InputDone { sessid, .. } => self.to(sessid.portal(), message),
             ServerToPortal::LoggedIn { ref session } => self.to(session.sessid.portal(), message),
             ServerToPortal::DataOutMany { sessids, output } => {
                 for (portal, sessids) in by_portal(sessids, |s| *s) {

@@ -16,6 +16,7 @@ use super::handler::{
     ChangeOption, ClientOptions, DisconnectSession, ForgiveAttempt, GetSession, Login, Settle,
     ThrottleAttempt, ThrottleKind,
 };
+use super::receipt::{acknowledge_when_done, InputReceipt};
 use super::world::Locate;
 use crate::actors::db::{answer, Authenticate, CreateAccount, CreateCharacter};
 use crate::commands::account::DEFAULT_DESCRIPTION;
@@ -37,6 +38,8 @@ pub struct SessionCommand {
     pub input: Input,
     /// When it arrived over the link: the start of its latency.
     pub received: std::time::Instant,
+    /// Acknowledged to the Portal once the command has finished.
+    pub receipt: Option<InputReceipt>,
 }
 
 /// The session is gone; stop the actor.
@@ -470,20 +473,26 @@ impl Handler<SessionCommand> for ServerSession {
     fn handle(&mut self, msg: SessionCommand, ctx: &mut Context<Self>) {
         // Out-of-band calls are about the connection, logged in or not.
         let line = match msg.input {
-            Input::Oob(oob) => return self.run_oob(&oob, ctx),
+            Input::Oob(oob) => {
+                acknowledge_when_done(msg.receipt, &self.server.portals, ctx);
+                return self.run_oob(&oob, ctx);
+            }
             Input::Text(line) => line,
         };
         if let Some(account) = &self.account {
             if account.connected() {
+                // The account runs it, and acknowledges it.
                 account.do_send(AccountInput {
                     sessid: self.sessid,
                     input: Input::Text(line),
                     received: msg.received,
+                    receipt: msg.receipt,
                 });
                 return;
             }
             self.account = None;
         }
+        acknowledge_when_done(msg.receipt, &self.server.portals, ctx);
         self.run_unlogged_in(&line, ctx);
         let took = msg.received.elapsed().as_secs_f64();
         self.server.metrics.command_seconds.observe(took);
