@@ -237,8 +237,8 @@ impl WebSocketSession {
 }
 
 impl WebSocketSession {
-    /// Brings a resumed page up to date: what it missed, then that it is still
-    /// logged in, in the order a page that never left would have seen it.
+    /// Brings a resumed page up to date: the notice, what it missed (oldest
+    /// first), then `logged_in` if it is, since a reloaded page starts blank.
     fn replay(&mut self, resumed: Resumed, ctx: &mut ws::WebsocketContext<Self>) {
         let system = |text: &str| json!(["text", [text], {"type": "system"}]).to_string();
         self.send_text(system(RESUMED_MESSAGE), ctx);
