@@ -132,6 +132,10 @@ pub struct PortalSettings {
     /// Seconds a web session whose connection dropped waits for the page to
     /// come back with its token.
     pub websocket_resume_window: u64,
+    /// Bytes of output kept for a web session while it waits to be resumed: the
+    /// newest output, replayed to the page when it comes back. `0` keeps nothing;
+    /// at most `output_buffer_limit`, since the replay counts toward it.
+    pub websocket_resume_backlog: usize,
     /// Seconds a connection may stay without logging in (counted from when it
     /// was let through to the login screen) before it is closed. `0` turns it off.
     pub login_timeout: u64,
@@ -176,6 +180,7 @@ impl Default for PortalSettings {
             input_queue_limit: 100,
             websocket_timeout: 30,
             websocket_resume_window: 60,
+            websocket_resume_backlog: 65_536,
             login_timeout: 300,
             max_unauthenticated_per_source: 10,
             id: 0,
@@ -364,6 +369,16 @@ impl Settings {
             return Err(invalid(
                 "portal.output_buffer_limit",
                 "must be at least 1024 bytes".into(),
+            ));
+        }
+        if self.portal.websocket_resume_backlog > self.portal.output_buffer_limit {
+            return Err(invalid(
+                "portal.websocket_resume_backlog",
+                format!(
+                    "must be at most portal.output_buffer_limit ({} bytes): the replay \
+                     counts toward it",
+                    self.portal.output_buffer_limit
+                ),
             ));
         }
         if self.portal.websocket_timeout == 0 {
@@ -607,6 +622,8 @@ mod tests {
         assert_eq!(s.portal.max_command_rate, 80.0);
         assert_eq!(s.portal.max_char_limit, 6000);
         assert_eq!(s.portal.output_buffer_limit, 1_048_576);
+        assert_eq!(s.portal.websocket_resume_window, 60);
+        assert_eq!(s.portal.websocket_resume_backlog, 65_536);
         assert_eq!(s.server.multisession_mode, 0);
         assert_eq!(s.server.idle_timeout, -1);
         assert_eq!(s.server.idle_command, "idle");
@@ -686,6 +703,23 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string().contains("server.multisession_mode"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_resume_backlog_beyond_the_output_limit_is_refused() {
+        let err = Settings::load_from(
+            Path::new("/nonexistent"),
+            false,
+            env(&[
+                ("GATEHOUSE__PORTAL__OUTPUT_BUFFER_LIMIT", "65536"),
+                ("GATEHOUSE__PORTAL__WEBSOCKET_RESUME_BACKLOG", "65537"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("portal.websocket_resume_backlog"),
             "{err}"
         );
     }

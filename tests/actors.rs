@@ -611,9 +611,28 @@ mod websocket_actor {
         conn.send(Message::Text("[1, 2]".into())).await.unwrap();
         let error = until(&mut conn, "Malformed message").await;
         assert!(error.contains("\"error\""), "{error}");
-        // A proper close ends the session at once.
-        conn.send(Message::Close(None)).await.unwrap();
+        // The page's own `websocket_close` ends the session at once.
+        conn.send(Message::Text(r#"["websocket_close", [], {}]"#.into()))
+            .await
+            .unwrap();
         sessions_become(&handler, 0).await;
+    }
+
+    #[actix::test]
+    async fn a_close_frame_leaves_the_session_to_be_resumed() {
+        let (srv, handler) = server(Duration::from_secs(30), 3600);
+        let mut conn = open(&srv).await;
+        let frame = until(&mut conn, "session_token").await;
+        let value: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        let token = value[1][0].as_str().unwrap().to_owned();
+        // What a browser sends when its page goes away, reload or not.
+        conn.send(Message::Close(None)).await.unwrap();
+        drop(conn);
+        let url = srv.url(&format!("/?token={token}"));
+        let (_, mut back) = awc::Client::new().ws(url).connect().await.unwrap();
+        until(&mut back, "back in your session").await;
+        until(&mut back, "session_token").await;
+        assert_eq!(handler.send(GetStatus).await.unwrap().sessions, 1);
     }
 
     #[actix::test]

@@ -5,10 +5,10 @@
 
 mod common;
 
-use awc::ws::{Frame, Message};
+use awc::ws::{CloseCode, Frame, Message};
 use futures_util::{SinkExt, StreamExt};
 
-use common::{Game, DEADLINE};
+use common::{Client, Game, DEADLINE};
 
 const PASSWORD: &str = "correct-horse-9";
 
@@ -349,4 +349,179 @@ async fn a_tab_that_floods_input_is_closed_and_nobody_else_notices() {
     telnet.send("look");
     telnet.expect("Exits:");
     assert!(game.log().contains("input beyond portal.max_input_rate"));
+}
+
+/// A web player and a telnet player in Limbo; answers the telnet client, the
+/// web connection and the web page's current resume token.
+async fn web_and_telnet_in_limbo(game: &Game, web: &str, tel: &str) -> (Client, Conn, String) {
+    let mut telnet = game.connect();
+    telnet.create_and_login(tel, PASSWORD);
+    let mut ws = connect(game).await;
+    let token = token(&mut ws).await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["create {web} {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, "was created").await;
+    send(
+        &mut ws,
+        &format!(r#"["text", ["connect {web} {PASSWORD}"], {{}}]"#),
+    )
+    .await;
+    expect(&mut ws, "Exits:").await;
+    telnet.expect(&format!("{web} has entered the game."));
+    (telnet, ws, token)
+}
+
+/// Closes the connection the way a browser does when its page goes away (a
+/// reload, a tab closed): a close frame with code 1001 and no
+/// `websocket_close` first. Waits for the server's answering close.
+async fn close_like_a_browser(mut ws: Conn) {
+    ws.send(Message::Close(Some(CloseCode::Away.into())))
+        .await
+        .unwrap();
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(end, ws.next()).await {
+            Ok(Some(Ok(Frame::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the server did not answer the close frame"),
+        }
+    }
+}
+
+/// Connects with `?token=...`, as a page does when it loads.
+async fn connect_with_token(game: &Game, token: &str) -> Conn {
+    let url = format!("ws://127.0.0.1:{}/?token={token}", game.port("websocket"));
+    let (_, conn) = awc::Client::new()
+        .ws(url)
+        .connect()
+        .await
+        .expect("websocket connect");
+    conn
+}
+
+/// Waits until the Portal counts `n` detached web sessions.
+fn wait_detached(game: &Game, n: usize) {
+    let line = format!(r#"gatehouse_portal_sessions{{protocol="websocket",state="detached"}} {n}"#);
+    common::wait_for(&format!("{n} detached web session(s)"), DEADLINE, || {
+        game.http_get("/metrics").1.contains(&line).then_some(())
+    });
+}
+
+#[actix_rt::test]
+async fn a_page_reload_keeps_the_web_player_logged_in_and_in_character() {
+    let game = Game::start(&[]);
+    let (mut telnet, ws, token) = web_and_telnet_in_limbo(&game, "Rena", "Tove").await;
+    close_like_a_browser(ws).await;
+    wait_detached(&game, 1);
+    // What the room says while the page reloads is kept for it.
+    telnet.send("say are you still there?");
+    telnet.expect("You say, \"are you still there?\"");
+
+    let mut back = connect_with_token(&game, &token).await;
+    expect(&mut back, "(Reconnected: you are back in your session.)").await;
+    expect(&mut back, "Tove says, &quot;are you still there?&quot;").await;
+    expect(&mut back, r#"["logged_in",[],{}]"#).await;
+    send(&mut back, r#"["text", ["look"], {}]"#).await;
+    expect(&mut back, "Limbo").await;
+    send(&mut back, r#"["text", ["say back again"], {}]"#).await;
+    expect(&mut back, "You say, &quot;back again&quot;").await;
+
+    // The room heard the reloaded player speak, and never heard it leave.
+    let heard = telnet.expect("Rena says, \"back again\"");
+    assert!(!heard.contains("has left the game"), "{heard}");
+    assert!(!heard.contains("has entered the game"), "{heard}");
+    let who = telnet.who();
+    assert!(who.contains("Rena") && who.contains("Tove"), "{who}");
+}
+
+#[actix_rt::test]
+async fn a_closed_tab_leaves_the_game_when_the_resume_window_passes() {
+    let game = Game::start(&[("GATEHOUSE__PORTAL__WEBSOCKET_RESUME_WINDOW", "2")]);
+    let (mut telnet, ws, token) = web_and_telnet_in_limbo(&game, "Cleo", "Tam").await;
+    close_like_a_browser(ws).await;
+    // The session waits for its page first, then goes.
+    wait_detached(&game, 1);
+    telnet.expect("Cleo has left the game.");
+    assert!(
+        game.log().contains("not resumed in time"),
+        "the session ended at the window, not at the close"
+    );
+    assert!(!telnet.who().contains("Cleo"));
+    // The token came too late: a fresh, logged-out session.
+    let mut late = connect_with_token(&game, &token).await;
+    expect(&mut late, "create &lt;username&gt; &lt;password&gt;").await;
+}
+
+#[actix_rt::test]
+async fn websocket_close_ends_the_session_at_once() {
+    // A long window: a departure within the deadline can only be the close's.
+    let game = Game::start(&[("GATEHOUSE__PORTAL__WEBSOCKET_RESUME_WINDOW", "3600")]);
+    let (mut telnet, mut ws, token) = web_and_telnet_in_limbo(&game, "Quin", "Tyra").await;
+    send(&mut ws, r#"["websocket_close", [], {}]"#).await;
+    telnet.expect("Quin has left the game.");
+    assert!(!telnet.who().contains("Quin"));
+    let mut again = connect_with_token(&game, &token).await;
+    expect(&mut again, "create &lt;username&gt; &lt;password&gt;").await;
+}
+
+#[actix_rt::test]
+async fn a_token_takes_over_a_session_whose_old_connection_is_still_open() {
+    // A reloading page can connect before its old connection's close arrives,
+    // and a half-dead network can keep the old one open for a while.
+    let game = Game::start(&[]);
+    let (mut telnet, mut old, token) = web_and_telnet_in_limbo(&game, "Otto", "Tilda").await;
+    let mut new = connect_with_token(&game, &token).await;
+    expect(&mut new, "(Reconnected: you are back in your session.)").await;
+    expect(&mut new, r#"["logged_in",[],{}]"#).await;
+    // The old connection is closed, and its close ends nothing.
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(end, old.next()).await {
+            Ok(Some(Ok(Frame::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the old connection stayed open"),
+        }
+    }
+    send(&mut new, r#"["text", ["say one tab now"], {}]"#).await;
+    expect(&mut new, "You say, &quot;one tab now&quot;").await;
+    let heard = telnet.expect("Otto says, \"one tab now\"");
+    assert!(!heard.contains("has left the game"), "{heard}");
+}
+
+#[actix_rt::test]
+async fn the_replay_keeps_the_newest_output_within_its_bound_and_says_so() {
+    let game = Game::start(&[("GATEHOUSE__PORTAL__WEBSOCKET_RESUME_BACKLOG", "200")]);
+    let (mut telnet, ws, token) = web_and_telnet_in_limbo(&game, "Bess", "Tuck").await;
+    close_like_a_browser(ws).await;
+    wait_detached(&game, 1);
+    let old = format!("say old {}", "o".repeat(150));
+    let new = format!("say new {}", "n".repeat(150));
+    for line in [&old, &new] {
+        telnet.send(line);
+        telnet.expect("You say");
+    }
+    let mut back = connect_with_token(&game, &token).await;
+    let mut frames = Vec::new();
+    let wait = async {
+        while let Some(Ok(frame)) = back.next().await {
+            if let Frame::Text(bytes) = frame {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                let done = text.contains("session_token");
+                frames.push(text);
+                if done {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait)
+        .await
+        .expect("the replay");
+    let replay = frames.join("\n");
+    assert!(replay.contains("no longer kept"), "{replay}");
+    assert!(replay.contains("new nnnn"), "{replay}");
+    assert!(!replay.contains("old oooo"), "{replay}");
 }

@@ -7,6 +7,11 @@
 //! Text output is rendered from markup to HTML here. A malformed frame gets
 //! an error message back and changes nothing else; a tab that stops
 //! answering pings is closed.
+//!
+//! A connection that goes away leaves its session detached, to be resumed
+//! with its token, unless the page ended it with `websocket_close` or the game
+//! closed it: a page reload and a closed tab look the same from here (both
+//! send a close frame), and only the resume window tells them apart.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +22,8 @@ use actix_web_actors::ws;
 use serde_json::{json, Map, Value};
 
 use crate::actors::portal::handler::{
-    IssueToken, OpenSession, PortalSessionHandler, ResumeSession, SessionClosed, SessionDetached,
-    SessionInput, ToSession,
+    IssueToken, OpenSession, PortalSessionHandler, ResumeSession, Resumed, SessionClosed,
+    SessionDetached, SessionInput, ToSession,
 };
 use crate::actors::portal::limits::InputPacer;
 use crate::actors::portal::metrics::PortalMetrics;
@@ -29,6 +34,12 @@ use crate::session::{without_controls, ProtocolFlags, SessionId};
 
 /// Shown to a tab closed for sending beyond `portal.max_input_rate`.
 const INPUT_FLOOD_MESSAGE: &str = "Your client sent too much too fast; disconnecting.";
+/// Shown to a page that got its session back.
+pub const RESUMED_MESSAGE: &str = "(Reconnected: you are back in your session.)";
+/// Shown before the replay when some of the output sent while the page was
+/// away did not fit `portal.websocket_resume_backlog`.
+pub const BACKLOG_DROPPED_MESSAGE: &str =
+    "(Some earlier output from while you were away is no longer kept.)";
 
 /// The protocol key of web client sessions.
 pub const PROTOCOL_KEY: &str = "websocket";
@@ -145,8 +156,8 @@ pub struct WebSocketSession {
     connection: u64,
     /// The token the page came back with, to resume its session.
     resume: Option<String>,
-    /// The page or the game ended the session; otherwise the connection
-    /// dropped and the session waits for a resume.
+    /// The page (`websocket_close`) or the game ended the session; otherwise
+    /// the connection went away and the session waits for a resume.
     clean_close: bool,
     address: String,
     handler: Addr<PortalSessionHandler>,
@@ -226,6 +237,25 @@ impl WebSocketSession {
 }
 
 impl WebSocketSession {
+    /// Brings a resumed page up to date: the notice, what it missed (oldest
+    /// first), then `logged_in` if it is, since a reloaded page starts blank.
+    fn replay(&mut self, resumed: Resumed, ctx: &mut ws::WebsocketContext<Self>) {
+        let system = |text: &str| json!(["text", [text], {"type": "system"}]).to_string();
+        self.send_text(system(RESUMED_MESSAGE), ctx);
+        if resumed.replay.dropped {
+            self.send_text(system(BACKLOG_DROPPED_MESSAGE), ctx);
+        }
+        for output in &resumed.replay.outputs {
+            if let Some(frame) = encode_output(output) {
+                self.send_text(frame, ctx);
+            }
+        }
+        if resumed.logged_in {
+            let logged_in = json!(["logged_in", [], {}]).to_string();
+            self.send_text(logged_in, ctx);
+        }
+    }
+
     /// Gives the page a fresh resume token (the previous one stops working).
     fn send_token(&self, ctx: &mut ws::WebsocketContext<Self>) {
         let Some(sessid) = self.sessid else {
@@ -267,33 +297,33 @@ impl Actor for WebSocketSession {
             token,
             endpoint: ctx.address().recipient(),
         });
-        // Nothing is read or written until the session is known: resumed
-        // with the page's token if it is still valid, new otherwise.
+        // Resumed with the page's token if it is still valid, new otherwise.
+        // Nothing is read or written until the session is known (output the
+        // handler sends meanwhile waits in the mailbox, behind the replay).
         ctx.wait(
             async move {
                 if let Some(resume) = resume {
-                    if let Ok(Some((sessid, connection))) = handler.send(resume).await {
-                        return Some((sessid, connection, true));
+                    if let Ok(Some(resumed)) = handler.send(resume).await {
+                        return Some(Opened::Resumed(resumed));
                     }
                 }
-                handler
-                    .send(open)
-                    .await
-                    .ok()
-                    .map(|sessid| (sessid, 0, false))
+                handler.send(open).await.ok().map(Opened::New)
             }
             .into_actor(self)
-            .map(|opened, act, ctx| match opened {
-                Some((sessid, connection, resumed)) => {
-                    act.sessid = Some(sessid);
-                    act.connection = connection;
-                    if resumed {
-                        let back = "(Reconnected: you are back in your session.)";
-                        act.send_text(json!(["text", [back], {"type": "system"}]).to_string(), ctx);
+            .map(|opened, act, ctx| {
+                match opened {
+                    Some(Opened::New(sessid)) => act.sessid = Some(sessid),
+                    Some(Opened::Resumed(resumed)) => {
+                        act.sessid = Some(resumed.sessid);
+                        act.connection = resumed.connection;
+                        act.replay(resumed, ctx);
                     }
-                    act.send_token(ctx);
+                    None => {
+                        ctx.stop();
+                        return;
+                    }
                 }
-                None => ctx.stop(),
+                act.send_token(ctx);
             }),
         );
         ctx.run_interval(self.limits.timeout / PINGS_PER_TIMEOUT, |act, ctx| {
@@ -381,12 +411,8 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WebSocketSession 
             }
             ws::Message::Nop | ws::Message::Continuation(_) => {}
             ws::Message::Close(reason) => {
-                // A page that closes on purpose (1000, or 1001 when the tab
-                // goes away) ends its session; any other code leaves it to
-                // be resumed.
-                self.clean_close = reason
-                    .as_ref()
-                    .is_none_or(|r| matches!(r.code, ws::CloseCode::Normal | ws::CloseCode::Away));
+                // Whatever the code: a browser sends 1001 for a reload and for
+                // a closed tab alike. The session waits out the resume window.
                 ctx.close(reason);
                 ctx.stop();
             }
@@ -417,6 +443,12 @@ impl Handler<ToSession> for WebSocketSession {
             }
         }
     }
+}
+
+/// How a connection got its session.
+enum Opened {
+    New(SessionId),
+    Resumed(Resumed),
 }
 
 /// `?token=...`: the page comes back to its session.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::mpsc;
 
+use super::backlog::{Backlog, Replay};
 use super::limits::{
     queued_message, too_long, CommandRate, ConnectionQueue, RateVerdict, COMMAND_RATE_WARNING,
     INPUT_QUEUE_FULL_WARNING, LOGIN_TIMEOUT_MESSAGE, MAX_CHAR_LIMIT_WARNING,
@@ -94,9 +95,11 @@ pub struct SessionClosed {
     pub connection: u64,
 }
 
-/// A web session's connection dropped without a proper close: the session
-/// is kept for `portal.websocket_resume_window` seconds, so the page can
-/// come back to it with its token.
+/// A web session's connection went away without the page's `websocket_close`
+/// or the game ending it (a reload, a closed tab, a dropped network): the
+/// session is kept for `portal.websocket_resume_window` seconds, so the page
+/// can come back to it with its token, and its output meanwhile goes to its
+/// backlog.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
 pub struct SessionDetached {
@@ -111,15 +114,34 @@ pub struct IssueToken {
     pub sessid: SessionId,
 }
 
-/// A reconnecting web page asks for its detached session back. Answers the
-/// session and the number of this connection, or `None` (unknown, already
-/// used or expired token: the page gets a fresh session).
+/// A (re)loading web page asks for its session back with its token. The
+/// session may be detached, or still attached to an older connection that has
+/// not closed yet (a reload can overtake the old page's close; a dead network
+/// keeps a socket open until the ping timeout): that connection is closed and
+/// the new one takes over. Answers `None` for an unknown, used or expired
+/// token, and the page gets a fresh session.
 #[derive(Message)]
-#[rtype(result = "Option<(SessionId, u64)>")]
+#[rtype(result = "Option<Resumed>")]
 pub struct ResumeSession {
     pub token: String,
     pub endpoint: Recipient<ToSession>,
 }
+
+/// A session taken over by a new connection.
+#[derive(Debug)]
+pub struct Resumed {
+    pub sessid: SessionId,
+    /// The number of the new connection, for its `SessionClosed`/`SessionDetached`.
+    pub connection: u64,
+    /// The session is logged in (the page shows it as such).
+    pub logged_in: bool,
+    /// What the session was sent while no connection held it.
+    pub replay: Replay,
+}
+
+/// Shown to an older connection of a web session when a newer one takes the
+/// session over with its token.
+pub const TAKEN_OVER_MESSAGE: &str = "(This session was resumed by a newer connection.)";
 
 /// A Server completed the handshake on `link`.
 #[derive(Message)]
@@ -222,6 +244,8 @@ struct PortalSession {
     connection: u64,
     /// Since when the connection is gone and the session waits for a resume.
     detached: Option<Instant>,
+    /// Output sent while `detached`, for the page that resumes it.
+    backlog: Backlog,
 }
 
 /// A line waiting for the Server.
@@ -238,6 +262,16 @@ impl QueuedInput {
 }
 
 impl PortalSession {
+    /// Sends one output to the connection, or keeps it in the backlog while
+    /// there is none.
+    fn deliver(&mut self, output: Output) {
+        if self.detached.is_some() {
+            self.backlog.push(output);
+        } else {
+            self.endpoint.do_send(ToSession::Output(output));
+        }
+    }
+
     /// Hands one input to the Server. A new line is numbered and counted here,
     /// when the Server first gets it, so a line queued during a reload is
     /// counted once on both sides; a replayed line keeps its number, so a
@@ -428,17 +462,15 @@ impl PortalSessionHandler {
         }
     }
 
-    fn tell(&self, sessid: SessionId, text: &str) {
-        if let Some(s) = self.sessions.get(&sessid) {
-            s.endpoint
-                .do_send(ToSession::Output(Output::Text(text.to_owned())));
+    fn tell(&mut self, sessid: SessionId, text: &str) {
+        if let Some(s) = self.sessions.get_mut(&sessid) {
+            s.deliver(Output::Text(text.to_owned()));
         }
     }
 
-    fn tell_all(&self, text: &str) {
-        for s in self.sessions.values() {
-            s.endpoint
-                .do_send(ToSession::Output(Output::Text(text.to_owned())));
+    fn tell_all(&mut self, text: &str) {
+        for s in self.sessions.values_mut() {
+            s.deliver(Output::Text(text.to_owned()));
         }
     }
 
@@ -614,8 +646,8 @@ impl PortalSessionHandler {
                 log::warn!("link: ignoring a second Hello from the Server");
             }
             ServerToPortal::DataOut { sessid, output } => {
-                if let Some(s) = self.sessions.get(&sessid) {
-                    s.endpoint.do_send(ToSession::Output(output));
+                if let Some(s) = self.sessions.get_mut(&sessid) {
+                    s.deliver(output);
                 }
             }
             ServerToPortal::InputDone { sessid, seq } => {
@@ -625,8 +657,8 @@ impl PortalSessionHandler {
             }
             ServerToPortal::DataOutMany { sessids, output } => {
                 for sessid in sessids {
-                    if let Some(s) = self.sessions.get(&sessid) {
-                        s.endpoint.do_send(ToSession::Output(output.clone()));
+                    if let Some(s) = self.sessions.get_mut(&sessid) {
+                        s.deliver(output.clone());
                     }
                 }
             }
@@ -729,6 +761,7 @@ impl Handler<OpenSession> for PortalSessionHandler {
                 token: None,
                 connection: 0,
                 detached: None,
+                backlog: Backlog::new(self.settings.portal.websocket_resume_backlog),
             },
         );
         self.connect_queue.push(&source, sessid);
@@ -772,8 +805,6 @@ impl Handler<SessionFlagsChanged> for PortalSessionHandler {
 }
 
 impl PortalSessionHandler {
-    /// Closes web sessions whose connection has been gone longer than the
-    /// resume window.
     /// `portal.max_unauthenticated_per_source` connections from `source`
     /// are already connected and not logged in.
     fn too_many_logging_in(&self, source: &str, address: &str) -> bool {
@@ -821,6 +852,8 @@ impl PortalSessionHandler {
         }
     }
 
+    /// Ends web sessions whose connection has been gone longer than the
+    /// resume window; only now does the Server hear they are gone.
     fn expire_detached(&mut self) {
         let window = Duration::from_secs(self.settings.portal.websocket_resume_window);
         let expired: Vec<SessionId> = self
@@ -865,22 +898,33 @@ impl Handler<IssueToken> for PortalSessionHandler {
 }
 
 impl Handler<ResumeSession> for PortalSessionHandler {
-    type Result = Option<(SessionId, u64)>;
+    type Result = Option<Resumed>;
 
     fn handle(&mut self, msg: ResumeSession, _: &mut Context<Self>) -> Self::Result {
         let (sessid, session) = self.sessions.iter_mut().find(|(_, s)| {
-            s.detached.is_some()
-                && s.token
-                    .as_deref()
-                    .is_some_and(|t| same_token(t, &msg.token))
+            s.token
+                .as_deref()
+                .is_some_and(|t| same_token(t, &msg.token))
         })?;
         // A token works once; the page gets a new one.
         session.token = None;
-        session.detached = None;
         session.connection += 1;
-        session.endpoint = msg.endpoint;
-        log::info!("session {sessid} resumed by a new connection");
-        Some((*sessid, session.connection))
+        let old = std::mem::replace(&mut session.endpoint, msg.endpoint);
+        if session.detached.take().is_some() {
+            log::info!("session {sessid} resumed by a new connection");
+        } else {
+            // The old connection's own close carries an older number and is ignored.
+            log::info!("session {sessid} taken over by a new connection");
+            old.do_send(ToSession::Close {
+                reason: TAKEN_OVER_MESSAGE.to_owned(),
+            });
+        }
+        Some(Resumed {
+            sessid: *sessid,
+            connection: session.connection,
+            logged_in: session.record.logged_in,
+            replay: session.backlog.take(),
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! requests into the reload and shutdown sequences. The Portal holds no game
 //! state.
 
+pub mod backlog;
 pub mod handler;
 pub mod limits;
 pub mod link;

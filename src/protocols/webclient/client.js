@@ -1,6 +1,8 @@
 // The gatehouse web client. It speaks Evennia's webclient protocol: every
 // websocket frame is a JSON array [cmdname, args, kwargs]. It keeps an input
-// history, reconnects after a drop, and sends the idle keepalive.
+// history, reconnects after a drop, resumes its session after a page reload
+// (the resume token lives in sessionStorage, one per tab), and sends the idle
+// keepalive.
 (function () {
   "use strict";
   var output = document.getElementById("output");
@@ -111,9 +113,8 @@
   });
 
   setInterval(function () { send("text", ["idle"], {}); }, IDLE_MS);
-  window.addEventListener("beforeunload", function () {
-    sessionStorage.removeItem("gatehouse.token");
-    send("websocket_close", [], {});
-  });
+  // Nothing is sent when the page goes away: a reload and a closed tab look the
+  // same from here. The token stays in this tab's sessionStorage, so a reload
+  // resumes the session, and the Portal ends it if no page comes back in time.
   connect();
 })();
