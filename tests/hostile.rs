@@ -206,3 +206,44 @@ fn strangers_on_the_link_port_are_refused_and_nobody_notices() {
         "no log line for the garbage"
     );
 }
+
+/// Logs `name` in on `stream` without reading anything it is sent.
+fn log_in_without_reading(stream: &mut TcpStream, name: &str) {
+    stream
+        .write_all(format!("create {name} {PASSWORD}\r\nconnect {name} {PASSWORD}\r\n").as_bytes())
+        .unwrap();
+}
+
+#[test]
+fn a_client_that_never_reads_is_cut_however_large_the_kernel_buffers() {
+    let game = Game::start(&[
+        ("GATEHOUSE__PORTAL__OUTPUT_BUFFER_LIMIT", "65536"),
+        ("GATEHOUSE__PORTAL__MAX_COMMAND_RATE", "0"),
+    ]);
+    let mut bystander = game.connect();
+    bystander.create_and_login("Bob", PASSWORD);
+
+    // A 4 KiB receive window, 3,000 room descriptions asked for at once, and not one
+    // byte read: the output backs up into the Portal's side of the connection.
+    let mut stuck = small_window_connection(game.telnet_port);
+    log_in_without_reading(&mut stuck, "Sly");
+    stuck.write_all(&b"look\r\n".repeat(3000)).unwrap();
+
+    let started = Instant::now();
+    wait_for("the non-reading client to be cut", DEADLINE, || {
+        // Meanwhile the other player is answered as usual.
+        bystander.send("look");
+        bystander.expect("Exits:");
+        game.log()
+            .lines()
+            .find(|l| l.contains("of output not read"))
+            .map(str::to_owned)
+    });
+    eprintln!("cut after {:?}", started.elapsed());
+    assert!(closed_by_peer(&mut stuck), "the socket stayed open");
+    wait_for("one session left", DEADLINE, || {
+        game.status().contains("sessions = 1").then_some(())
+    });
+    let who = bystander.who();
+    assert!(who.contains("1 unique account logged in."), "{who}");
+}
