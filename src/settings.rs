@@ -730,7 +730,12 @@ mod tests {
 
     #[test]
     fn a_socket_send_buffer_is_off_or_in_range() {
-        for (value, ok) in [("0", true), ("4096", true), ("100", false), ("4294967296", false)] {
+        for (value, ok) in [
+            ("0", true),
+            ("4096", true),
+            ("100", false),
+            ("4294967296", false),
+        ] {
             let result = Settings::load_from(
                 Path::new("/nonexistent"),
                 false,

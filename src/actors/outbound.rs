@@ -180,6 +180,10 @@ mod tests {
             }
             tokio::task::yield_now().await;
         }
-        assert_eq!(out.queued(), before - 16, "the count waits for the whole batch");
+        assert_eq!(
+            out.queued(),
+            before - 16,
+            "the count waits for the whole batch"
+        );
     }
 }

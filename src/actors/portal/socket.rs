@@ -168,8 +168,8 @@ mod tests {
     #[actix::test]
     async fn the_kernel_count_rises_with_unread_output_and_falls_as_it_is_read() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .unwrap();
+        let client =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         client.set_recv_buffer_size(4096).unwrap();
         client
             .connect(&listener.local_addr().unwrap().into())
