@@ -356,7 +356,10 @@ impl TelnetSession {
 
     fn write_text(&mut self, text: &str, line_end: bool, ctx: &mut Context<Self>) {
         let rendered = self.render(text);
-        let mut buf = BytesMut::with_capacity(rendered.len() + 4);
+        // `encode_output` reserves room for the line ends it adds, in one
+        // allocation: a smaller buffer here would be grown to twice its size, and a
+        // client that does not read would hold that slack for every line queued.
+        let mut buf = BytesMut::new();
         encode_output(&rendered, self.encoding, &mut buf);
         if line_end && !rendered.ends_with('\n') {
             buf.extend_from_slice(b"\r\n");
@@ -367,7 +370,7 @@ impl TelnetSession {
     /// A prompt has no line end; EOR (or GA) tells the client where it stops.
     fn write_prompt(&mut self, text: &str, ctx: &mut Context<Self>) {
         let rendered = self.render(text);
-        let mut buf = BytesMut::with_capacity(rendered.len() + 2);
+        let mut buf = BytesMut::new();
         encode_output(&rendered, self.encoding, &mut buf);
         // Clients find the end of a prompt by EOR, or else by GA: sent even
         // after SGA, since nearly every client agrees to SGA and would
