@@ -135,6 +135,7 @@ pub struct TelnetSession {
     /// A look at what the client has accepted is scheduled (there is output
     /// waiting, or there was at the last look).
     check_due: bool,
+    /// Whether the client's acknowledged count stands still while output waits.
     stall: OutputStall,
     /// Set once the client agreed to MCCP2: everything written goes through it.
     mccp: Option<Mccp2>,
@@ -287,8 +288,8 @@ impl TelnetSession {
         }
     }
 
-    /// Looks at what the client has accepted, once a second while output waits:
-    /// one `SIOCOUTQ` per look, none while nothing waits.
+    /// Looks at what the client has accepted, a second after output was queued and
+    /// then each second while any of it waits: one `SIOCOUTQ` per look.
     fn check_output(&mut self, ctx: &mut Context<Self>) {
         self.check_due = false;
         let Some(out) = &self.out else {
