@@ -29,6 +29,13 @@ pub enum SettingsError {
     Env { var: String, message: String },
 }
 
+/// The smallest `portal.socket_send_buffer` taken: below it the kernel would round
+/// up anyway, and a send buffer smaller than one segment makes every write crawl.
+pub const MIN_SOCKET_SEND_BUFFER: usize = 4096;
+/// The largest `portal.socket_send_buffer` taken (the kernel receives an `int`,
+/// doubled).
+pub const MAX_SOCKET_SEND_BUFFER: usize = 1 << 30;
+
 /// All settings, one struct per `[section]` of `settings.toml`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -123,8 +130,16 @@ pub struct PortalSettings {
     /// worth: telnet input beyond it is read later (TCP makes the client wait), never
     /// dropped; a web tab beyond it is closed. `0` turns it off.
     pub max_input_rate: usize,
-    /// Bytes queued to a client that does not read before it is disconnected.
+    /// Bytes of output a client may leave unread before it is disconnected: what
+    /// the Portal has queued plus what the kernel holds unacknowledged.
     pub output_buffer_limit: usize,
+    /// Seconds a client may accept no byte of the output waiting for it before it
+    /// is disconnected. `0` turns it off.
+    pub output_stall_timeout: u64,
+    /// Bytes of kernel send buffer each client socket may use (`SO_SNDBUF`; Linux
+    /// doubles the value for its bookkeeping). `0` leaves the kernel's autotuning,
+    /// several MB per socket, alone.
+    pub socket_send_buffer: usize,
     /// Input lines kept per session while the Server is away (reload, crash).
     pub input_queue_limit: usize,
     /// Seconds a web client may leave pings unanswered before it is closed.
@@ -177,6 +192,8 @@ impl Default for PortalSettings {
             max_char_limit: 6000,
             max_input_rate: 16_384,
             output_buffer_limit: 1_048_576,
+            output_stall_timeout: 60,
+            socket_send_buffer: 65_536,
             input_queue_limit: 100,
             websocket_timeout: 30,
             websocket_resume_window: 60,
@@ -381,6 +398,19 @@ impl Settings {
                 ),
             ));
         }
+        if self.portal.socket_send_buffer != 0
+            && !(MIN_SOCKET_SEND_BUFFER..=MAX_SOCKET_SEND_BUFFER)
+                .contains(&self.portal.socket_send_buffer)
+        {
+            return Err(invalid(
+                "portal.socket_send_buffer",
+                format!(
+                    "must be 0 (the kernel's autotuning) or {MIN_SOCKET_SEND_BUFFER} to \
+                     {MAX_SOCKET_SEND_BUFFER} bytes, not {}",
+                    self.portal.socket_send_buffer
+                ),
+            ));
+        }
         if self.portal.websocket_timeout == 0 {
             return Err(invalid(
                 "portal.websocket_timeout",
@@ -397,6 +427,12 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// `portal.output_stall_timeout` as a duration; `None` when it is `0` (off).
+    pub fn output_stall_timeout(&self) -> Option<std::time::Duration> {
+        let secs = self.portal.output_stall_timeout;
+        (secs > 0).then(|| std::time::Duration::from_secs(secs))
     }
 
     /// `server.http_addr` parsed; `None` when it is empty (off).
@@ -624,6 +660,8 @@ mod tests {
         assert_eq!(s.portal.output_buffer_limit, 1_048_576);
         assert_eq!(s.portal.websocket_resume_window, 60);
         assert_eq!(s.portal.websocket_resume_backlog, 65_536);
+        assert_eq!(s.portal.output_stall_timeout, 60);
+        assert_eq!(s.portal.socket_send_buffer, 65_536);
         assert_eq!(s.server.multisession_mode, 0);
         assert_eq!(s.server.idle_timeout, -1);
         assert_eq!(s.server.idle_command, "idle");
@@ -722,6 +760,29 @@ mod tests {
             err.to_string().contains("portal.websocket_resume_backlog"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_socket_send_buffer_is_off_or_in_range() {
+        for (value, ok) in [
+            ("0", true),
+            ("4096", true),
+            ("100", false),
+            ("4294967296", false),
+        ] {
+            let result = Settings::load_from(
+                Path::new("/nonexistent"),
+                false,
+                env(&[("GATEHOUSE__PORTAL__SOCKET_SEND_BUFFER", value)]),
+            );
+            match result {
+                Ok(s) => assert!(ok, "{value} was taken: {}", s.portal.socket_send_buffer),
+                Err(e) => {
+                    assert!(!ok, "{value} was refused: {e}");
+                    assert!(e.to_string().contains("portal.socket_send_buffer"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -556,6 +556,8 @@ mod websocket_actor {
             max_input_rate: 16_384,
             forwarded_for: None,
             metrics: gatehouse::actors::portal::metrics::PortalMetrics::new(),
+            output_stall_timeout: None,
+            socket_send_buffer: 0,
         });
         let srv = actix_test::start(move || {
             App::new()

@@ -207,3 +207,142 @@ fn strangers_on_the_link_port_are_refused_and_nobody_notices() {
         "no log line for the garbage"
     );
 }
+
+/// Logs `name` in on `stream` without reading anything it is sent.
+fn log_in_without_reading(stream: &mut TcpStream, name: &str) {
+    stream
+        .write_all(format!("create {name} {PASSWORD}\r\nconnect {name} {PASSWORD}\r\n").as_bytes())
+        .unwrap();
+}
+
+#[test]
+fn a_client_that_never_reads_is_cut_however_large_the_kernel_buffers() {
+    // With the send buffer bounded (the default) and with the kernel's autotuning,
+    // which lets the kernel swallow megabytes before the Portal queues a byte.
+    for send_buffer in ["65536", "0"] {
+        let line = cut_a_client_that_never_reads(send_buffer);
+        eprintln!("socket_send_buffer {send_buffer}: {line}");
+        assert!(line.contains("127.0.0.1"), "{line}");
+    }
+}
+
+/// Runs the never-reading client against a game with `portal.socket_send_buffer` at
+/// `send_buffer`; answers the log line that names the cut.
+fn cut_a_client_that_never_reads(send_buffer: &str) -> String {
+    let game = Game::start(&[
+        ("GATEHOUSE__PORTAL__OUTPUT_BUFFER_LIMIT", "65536"),
+        ("GATEHOUSE__PORTAL__SOCKET_SEND_BUFFER", send_buffer),
+        ("GATEHOUSE__PORTAL__MAX_COMMAND_RATE", "0"),
+    ]);
+    let mut bystander = game.connect();
+    bystander.create_and_login("Bob", PASSWORD);
+
+    // A 4 KiB receive window, 3,000 room descriptions asked for at once, and not one
+    // byte read: the output backs up into the Portal's side of the connection.
+    let mut stuck = small_window_connection(game.telnet_port);
+    log_in_without_reading(&mut stuck, "Sly");
+    stuck.write_all(&b"look\r\n".repeat(3000)).unwrap();
+
+    let line = wait_for("the non-reading client to be cut", DEADLINE, || {
+        // Meanwhile the other player is answered as usual.
+        bystander.send("look");
+        bystander.expect("Exits:");
+        game.log()
+            .lines()
+            .find(|l| l.contains("of output not read"))
+            .map(str::to_owned)
+    });
+    assert!(closed_by_peer(&mut stuck), "the socket stayed open");
+    wait_for("one session left", DEADLINE, || {
+        game.status().contains("sessions = 1").then_some(())
+    });
+    let who = bystander.who();
+    assert!(who.contains("1 unique account logged in."), "{who}");
+    line
+}
+
+#[test]
+fn a_client_that_stops_accepting_output_is_cut_after_the_stall_timeout() {
+    // A limit far above what is asked for: only the stall timeout can cut.
+    let game = Game::start(&[
+        ("GATEHOUSE__PORTAL__OUTPUT_STALL_TIMEOUT", "2"),
+        ("GATEHOUSE__PORTAL__MAX_COMMAND_RATE", "0"),
+    ]);
+    let mut bystander = game.connect();
+    bystander.create_and_login("Bob", PASSWORD);
+
+    // About 40 KB of room descriptions: past the 4 KiB window, far below the 1 MiB
+    // limit, so they wait in the kernel, unacknowledged.
+    let mut stuck = small_window_connection(game.telnet_port);
+    log_in_without_reading(&mut stuck, "Sly");
+    stuck.write_all(&b"look\r\n".repeat(100)).unwrap();
+
+    let started = Instant::now();
+    let line = wait_for("the stalled client to be cut", DEADLINE, || {
+        bystander.send("look");
+        bystander.expect("Exits:");
+        game.log()
+            .lines()
+            .find(|l| l.contains("output stalled"))
+            .map(str::to_owned)
+    });
+    let took = started.elapsed();
+    eprintln!("cut after {took:?}: {line}");
+    assert!(took >= Duration::from_secs(2), "cut before the timeout");
+    assert!(line.contains("127.0.0.1"), "{line}");
+    assert!(line.contains("bytes stuck"), "{line}");
+    assert!(closed_by_peer(&mut stuck), "the socket stayed open");
+    let who = bystander.who();
+    assert!(who.contains("1 unique account logged in."), "{who}");
+}
+
+#[test]
+fn a_client_that_reads_slowly_but_steadily_is_never_cut() {
+    // A send buffer of 16 KiB, so that most of the output waits in the Portal's own
+    // queue, and a stall timeout much shorter than the whole read takes.
+    let game = Game::start(&[
+        ("GATEHOUSE__PORTAL__OUTPUT_STALL_TIMEOUT", "2"),
+        ("GATEHOUSE__PORTAL__SOCKET_SEND_BUFFER", "16384"),
+        ("GATEHOUSE__PORTAL__MAX_COMMAND_RATE", "0"),
+    ]);
+    let mut slow = small_window_connection(game.telnet_port);
+    log_in_without_reading(&mut slow, "Sid");
+    let looks = 400;
+    slow.write_all(&b"look\r\n".repeat(looks)).unwrap();
+    slow.write_all(b"last-one\r\n").unwrap();
+
+    // 2 KiB every 100 ms: about 20 KB/s, so one 64 KiB write of the Portal's takes
+    // longer than the stall timeout to be read. The pause between reads is the
+    // behaviour under test, not a wait for something to happen.
+    slow.set_read_timeout(Some(DEADLINE)).unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 2048];
+    let done = b"'last-one' is not available";
+    while !got.windows(done.len()).any(|w| w == done) {
+        assert!(started.elapsed() < 4 * DEADLINE, "never read it all");
+        match std::io::Read::read(&mut slow, &mut chunk) {
+            Ok(0) => panic!(
+                "cut after {:?} and {} bytes read",
+                started.elapsed(),
+                got.len()
+            ),
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("read failed after {} bytes: {e}", got.len()),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = started.elapsed();
+    let rooms = String::from_utf8_lossy(&got).matches("Exits:").count();
+    eprintln!("read {} bytes in {took:?}", got.len());
+    // The first look after login is the arrival's own.
+    assert!(rooms >= looks, "{rooms} of {looks} rooms");
+    assert!(
+        took > Duration::from_secs(6),
+        "read too fast to test anything: {took:?}"
+    );
+    assert!(
+        !game.log().contains("output stalled"),
+        "a reading client was cut"
+    );
+}

@@ -54,13 +54,20 @@ fn self_signed_for(names: &[&str]) -> Pair {
 
 /// Starts a game with telnet over TLS on a free port; returns it and that port.
 fn tls_game(pair: &Pair) -> (Game, u16) {
+    tls_game_with(pair, &[])
+}
+
+/// As [`tls_game`], with more settings.
+fn tls_game_with(pair: &Pair, settings: &[(&str, &str)]) -> (Game, u16) {
     let cert = pair.cert.to_str().unwrap();
     let key = pair.key.to_str().unwrap();
-    let game = Game::start(&[
+    let mut env = vec![
         ("GATEHOUSE__PORTAL__TLS_CERT", cert),
         ("GATEHOUSE__PORTAL__TLS_KEY", key),
         ("GATEHOUSE__PORTAL__SSL_PORTS", "[0]"),
-    ]);
+    ];
+    env.extend_from_slice(settings);
+    let game = Game::start(&env);
     let ports = GameDir::new(game.path()).read_ports().unwrap();
     assert_eq!(ports.ssl.len(), 1, "{ports:?}");
     let port = ports.ssl[0];
@@ -76,6 +83,21 @@ struct TlsClient {
 
 impl TlsClient {
     fn connect(port: u16, trusted: &CertificateDer<'static>) -> Self {
+        Self::over(TcpStream::connect(("127.0.0.1", port)).unwrap(), trusted)
+    }
+
+    /// A client whose socket has a 4 KiB receive buffer, so that what it does not
+    /// read backs up into the Portal's side quickly.
+    fn connect_small_window(port: u16, trusted: &CertificateDer<'static>) -> Self {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        socket.connect(&addr.into()).unwrap();
+        Self::over(socket.into(), trusted)
+    }
+
+    fn over(tcp: TcpStream, trusted: &CertificateDer<'static>) -> Self {
         let mut roots = RootCertStore::empty();
         roots.add(trusted.clone()).unwrap();
         let config =
@@ -86,7 +108,6 @@ impl TlsClient {
                 .with_no_client_auth();
         let name = ServerName::try_from("localhost").unwrap();
         let conn = ClientConnection::new(Arc::new(config), name).unwrap();
-        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
         tcp.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         TlsClient {
@@ -176,6 +197,42 @@ fn a_tls_client_logs_in_and_its_session_is_telnet_ssl() {
     let row = plain.expect("127.0.0.1");
     assert!(!row.contains("telnet/ssl"), "{row}");
     assert!(row.contains("telnet"), "{row}");
+}
+
+#[test]
+fn a_tls_client_that_stops_reading_is_cut_after_the_stall_timeout() {
+    let pair = self_signed();
+    let (game, port) = tls_game_with(
+        &pair,
+        &[
+            ("GATEHOUSE__PORTAL__OUTPUT_STALL_TIMEOUT", "2"),
+            ("GATEHOUSE__PORTAL__MAX_COMMAND_RATE", "0"),
+        ],
+    );
+    let mut c = TlsClient::connect_small_window(port, &pair.der);
+    c.expect("create <username> <password>");
+    c.send(&format!("create Tilde {PASSWORD}"));
+    c.expect("was created");
+    c.send(&format!("connect Tilde {PASSWORD}"));
+    c.expect("You are logged in.");
+    // From here on nothing is read: about 40 KB of room descriptions wait, as
+    // ciphertext, far below the output limit.
+    for _ in 0..100 {
+        c.stream.write_all(b"look\r\n").unwrap();
+    }
+    c.stream.flush().unwrap();
+
+    let line = wait_for("the stalled TLS client to be cut", DEADLINE, || {
+        game.log()
+            .lines()
+            .find(|l| l.contains("output stalled"))
+            .map(str::to_owned)
+    });
+    assert!(line.contains("telnet session"), "{line}");
+    assert!(line.contains("bytes stuck"), "{line}");
+    expect_closed(c.stream.get_mut());
+    let mut telnet = game.connect();
+    telnet.create_and_login("Vera", PASSWORD);
 }
 
 #[test]

@@ -525,3 +525,91 @@ async fn the_replay_keeps_the_newest_output_within_its_bound_and_says_so() {
     assert!(replay.contains("new nnnn"), "{replay}");
     assert!(!replay.contains("old oooo"), "{replay}");
 }
+
+/// Reads frames until a text frame contains `needle`, answering pings as a browser
+/// does; panics if the connection closes first.
+async fn expect_answering_pings(conn: &mut Conn, needle: &str) {
+    let wait = async {
+        loop {
+            match conn.next().await {
+                Some(Ok(Frame::Text(bytes))) => {
+                    if String::from_utf8_lossy(&bytes).contains(needle) {
+                        return;
+                    }
+                }
+                Some(Ok(Frame::Ping(payload))) => {
+                    conn.send(Message::Pong(payload)).await.unwrap();
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the reading tab was closed: {other:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {needle:?}"));
+}
+
+#[actix_rt::test]
+async fn a_tab_that_stops_reading_is_closed_after_the_stall_timeout_and_a_reading_one_is_not() {
+    // Pings go unanswered for far longer than the stall timeout before the
+    // websocket timeout would close the tab, and the output stays far below the limit.
+    let game = Game::start(&[
+        ("GATEHOUSE__PORTAL__OUTPUT_STALL_TIMEOUT", "2"),
+        ("GATEHOUSE__PORTAL__WEBSOCKET_TIMEOUT", "300"),
+        ("GATEHOUSE__PORTAL__MAX_COMMAND_RATE", "0"),
+    ]);
+    let mut reader = web_player(&game, "Reed").await;
+    let mut stuck = web_player(&game, "Stu").await;
+    // About 10 KB of room descriptions, none of them read.
+    for _ in 0..20 {
+        send(&mut stuck, r#"["text", ["look"], {}]"#).await;
+    }
+
+    // Meanwhile a tab that reads (and answers pings) gets a room description now
+    // and then, far less than the 64 KiB after which a ping goes out anyway, for as
+    // long as the other waits.
+    let started = std::time::Instant::now();
+    let mut rooms = 0;
+    while !game.log().contains("output stalled") {
+        assert!(started.elapsed() < DEADLINE, "the stuck tab was never cut");
+        send(&mut reader, r#"["text", ["look"], {}]"#).await;
+        // Reads for up to a fifth of a second, then asks again.
+        let pause = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+        while let Ok(frame) = tokio::time::timeout_at(pause, reader.next()).await {
+            match frame {
+                Some(Ok(Frame::Ping(payload))) => {
+                    reader.send(Message::Pong(payload)).await.unwrap();
+                }
+                Some(Ok(Frame::Text(bytes))) => {
+                    rooms += String::from_utf8_lossy(&bytes).matches("Exits:").count();
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the reading tab was closed: {other:?}"),
+            }
+        }
+    }
+    assert!(rooms > 5, "the reading tab got {rooms} rooms");
+    let took = started.elapsed();
+    let log = game.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("output stalled"))
+        .unwrap_or_default();
+    eprintln!("cut after {took:?}: {line}");
+    assert!(line.contains("websocket session"), "{line}");
+    assert!(line.contains("bytes stuck"), "{line}");
+    assert_eq!(log.matches("output stalled").count(), 1, "{log}");
+
+    // The stuck tab's connection is closed behind what it never read.
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(end, stuck.next()).await {
+            Ok(Some(Ok(Frame::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the stuck tab's connection stayed open"),
+        }
+    }
+    send(&mut reader, r#"["text", ["who"], {}]"#).await;
+    expect_answering_pings(&mut reader, "Reed").await;
+}

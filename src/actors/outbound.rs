@@ -66,7 +66,7 @@ impl Outbound {
         }
     }
 
-    /// Bytes queued and not yet written.
+    /// Bytes queued and not yet handed to the socket.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
     }
@@ -74,6 +74,25 @@ impl Outbound {
 
 /// Most bytes one write gathers from the queue.
 const BATCH_BYTES: usize = 64 * 1024;
+
+/// Writes all of `bytes`, taking each write's share off the queued count as soon as
+/// the socket has it: a client that reads slowly shows its progress byte by byte,
+/// not once per batch. As many system calls as `write_all`.
+async fn write_counted<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut bytes: &[u8],
+    queued: &AtomicUsize,
+) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let written = writer.write(bytes).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        queued.fetch_sub(written, Ordering::AcqRel);
+        bytes = &bytes[written..];
+    }
+    Ok(())
+}
 
 /// Writes the queue in order. Whatever is already queued when the writer
 /// wakes goes out in one write (up to [`BATCH_BYTES`]): under load a session
@@ -85,13 +104,12 @@ async fn drain<W: AsyncWrite + Unpin>(
     queued: Arc<AtomicUsize>,
 ) {
     while let Some(first) = rx.recv().await {
-        let mut len = first.len();
         let result = match rx.try_recv() {
-            Err(_) => writer.write_all(&first).await,
+            Err(_) => write_counted(&mut writer, &first, &queued).await,
             Ok(second) => {
                 // A fresh buffer per batch, dropped after the write: one kept
                 // per session would stay at its burst size for good.
-                let mut batch = BytesMut::with_capacity((len + second.len()) * 2);
+                let mut batch = BytesMut::with_capacity((first.len() + second.len()) * 2);
                 batch.extend_from_slice(&first);
                 batch.extend_from_slice(&second);
                 while batch.len() < BATCH_BYTES {
@@ -100,11 +118,9 @@ async fn drain<W: AsyncWrite + Unpin>(
                         Err(_) => break,
                     }
                 }
-                len = batch.len();
-                writer.write_all(&batch).await
+                write_counted(&mut writer, &batch, &queued).await
             }
         };
-        queued.fetch_sub(len, Ordering::AcqRel);
         if let Err(e) = result {
             log::debug!("write failed, dropping the rest of the queue: {e}");
             return;
@@ -145,5 +161,29 @@ mod tests {
         }
         tokio::task::yield_now().await;
         assert!(out.queued() >= 90, "queued {}", out.queued());
+    }
+
+    #[actix::test]
+    async fn a_slow_reader_takes_bytes_off_the_count_before_a_batch_is_done() {
+        let (client, mut server) = tokio::io::duplex(16);
+        let (out, _task) = Outbound::spawn(client);
+        for _ in 0..10 {
+            out.send(Bytes::from_static(b"0123456789")).unwrap();
+        }
+        tokio::task::yield_now().await;
+        let before = out.queued();
+        let mut first = [0u8; 16];
+        server.read_exact(&mut first).await.unwrap();
+        for _ in 0..100 {
+            if out.queued() < before {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            out.queued(),
+            before - 16,
+            "the count waits for the whole batch"
+        );
     }
 }

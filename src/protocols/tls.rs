@@ -21,6 +21,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::actors::portal::handler::PortalSessionHandler;
+use crate::actors::portal::socket;
 use crate::protocols::proxy::{self, TrustedProxies};
 use crate::protocols::telnet::{TelnetConfig, TelnetSession, TLS_PROTOCOL_KEY};
 
@@ -197,6 +198,9 @@ pub async fn accept_tls_clients(
             Ok((stream, peer)) => {
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("{TLS_PROTOCOL_KEY} {peer}: cannot set TCP_NODELAY: {e}");
+                }
+                if let Err(e) = socket::bound_send_buffer(&stream, config.socket_send_buffer) {
+                    log::debug!("{TLS_PROTOCOL_KEY} {peer}: cannot set SO_SNDBUF: {e}");
                 }
                 let (acceptor, handler, config, proxies) = (
                     acceptor.clone(),

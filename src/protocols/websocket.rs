@@ -25,7 +25,7 @@ use crate::actors::portal::handler::{
     IssueToken, OpenSession, PortalSessionHandler, ResumeSession, Resumed, SessionClosed,
     SessionDetached, SessionInput, ToSession,
 };
-use crate::actors::portal::limits::InputPacer;
+use crate::actors::portal::limits::{InputPacer, OutputStall, OUTPUT_CHECK_INTERVAL};
 use crate::actors::portal::metrics::PortalMetrics;
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::proxy::TrustedProxies;
@@ -67,7 +67,14 @@ pub struct WebSocketConfig {
     pub forwarded_for: Option<TrustedProxies>,
     /// Where the bytes each way are counted.
     pub metrics: Arc<PortalMetrics>,
+    /// A tab with unread output whose read count stands still this long is closed
+    /// (`portal.output_stall_timeout`; `None`: off).
+    pub output_stall_timeout: Option<Duration>,
+    /// `SO_SNDBUF` of each websocket connection (`portal.socket_send_buffer`; 0: the
+    /// kernel's autotuning), set by the web server as it accepts.
+    pub socket_send_buffer: usize,
 }
+
 /// The largest frame accepted from a browser.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
@@ -174,6 +181,10 @@ pub struct WebSocketSession {
     pinged_at: u64,
     /// The highest `written` a pong has echoed: the tab has read that far.
     read_up_to: u64,
+    /// A look at the tab's reading is scheduled (it has unread output).
+    check_due: bool,
+    /// Whether `read_up_to` stands still while output is unread.
+    stall: OutputStall,
 }
 
 impl WebSocketSession {
@@ -200,6 +211,8 @@ impl WebSocketSession {
             written: 0,
             pinged_at: 0,
             read_up_to: 0,
+            check_due: false,
+            stall: OutputStall::new(config.output_stall_timeout, Instant::now()),
         }
     }
 
@@ -232,6 +245,37 @@ impl WebSocketSession {
                 self.unread()
             );
             ctx.stop();
+            return;
+        }
+        if !std::mem::replace(&mut self.check_due, true) {
+            ctx.run_later(OUTPUT_CHECK_INTERVAL, |act, ctx| act.check_output(ctx));
+        }
+    }
+
+    /// Once a second while output is unread: asks the tab how far it has read, and
+    /// closes it once that count has stood still for `portal.output_stall_timeout`.
+    fn check_output(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.check_due = false;
+        let unread = self.unread();
+        // A pong confirms only what its ping asked about: without a ping behind
+        // the latest output, a tab that reads it all could never show it.
+        if unread > 0 && self.written > self.pinged_at {
+            self.ping(ctx);
+        }
+        if let Some(stalled) = self.stall.observe(unread, self.read_up_to, Instant::now()) {
+            log::warn!(
+                "websocket session {:?} from {}: output stalled, nothing read for {}s; \
+                 {unread} bytes stuck; disconnecting",
+                self.sessid,
+                self.address,
+                stalled.as_secs()
+            );
+            ctx.stop();
+            return;
+        }
+        if unread > 0 {
+            self.check_due = true;
+            ctx.run_later(OUTPUT_CHECK_INTERVAL, |act, ctx| act.check_output(ctx));
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The Portal's input limits as plain logic (no actors, no clock of their own):
-//! the per-session command rate, the per-source connection queue and its pace, and
-//! the texts a player sees when a limit applies.
+//! the per-session command rate, the per-source connection queue and its pace, the
+//! stall detector for output a client does not accept, and the texts a player sees
+//! when a limit applies.
 //!
 //! Time is passed in, so every rule is unit tested without waiting.
 
@@ -114,6 +115,54 @@ impl InputPacer {
         } else {
             Duration::from_secs_f64(-self.tokens / self.rate)
         }
+    }
+}
+
+/// How often a session with output waiting looks at what its client has accepted
+/// (the output limit with the kernel's share, and [`OutputStall`]).
+pub const OUTPUT_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Watches one client's output for a stall (`portal.output_stall_timeout`): output
+/// is waiting and the client accepts none of it.
+///
+/// The caller samples two numbers now and then: what is `outstanding` (queued in
+/// the Portal, held by the kernel, or sent to a web tab and not yet confirmed) and
+/// how much the client has `accepted` in all. A client that accepts anything, however
+/// little, starts the clock again; so does having nothing outstanding. Only a count
+/// of accepted bytes that stands still while output waits runs the clock down.
+#[derive(Debug, Clone)]
+pub struct OutputStall {
+    timeout: Option<Duration>,
+    /// `accepted` at the previous sample.
+    accepted: u64,
+    /// Output was outstanding at the previous sample. Samples stop while nothing
+    /// waits, so the clock starts afresh at the first sample that finds output.
+    waiting: bool,
+    /// Since when nothing has been accepted while output waited.
+    since: Instant,
+}
+
+impl OutputStall {
+    /// `timeout` of `None` (or zero) turns the check off.
+    pub fn new(timeout: Option<Duration>, now: Instant) -> Self {
+        Self {
+            timeout: timeout.filter(|t| !t.is_zero()),
+            accepted: 0,
+            waiting: false,
+            since: now,
+        }
+    }
+
+    /// Takes one sample; answers how long the client has accepted nothing while
+    /// output waited, once that reaches the timeout.
+    pub fn observe(&mut self, outstanding: u64, accepted: u64, now: Instant) -> Option<Duration> {
+        if outstanding == 0 || !self.waiting || accepted > self.accepted {
+            self.since = now;
+        }
+        self.accepted = accepted;
+        self.waiting = outstanding > 0;
+        let stalled = now.saturating_duration_since(self.since);
+        self.timeout.filter(|t| stalled >= *t).map(|_| stalled)
     }
 }
 
@@ -268,6 +317,67 @@ pub fn queued_message(server_name: &str, wait_secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_that_nobody_accepts_stalls_after_the_timeout() {
+        let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
+        let mut stall = OutputStall::new(Some(Duration::from_secs(5)), t0);
+        assert_eq!(stall.observe(1000, 200, secs(1)), None);
+        assert_eq!(stall.observe(1000, 200, secs(5)), None);
+        assert_eq!(
+            stall.observe(1000, 200, secs(6)),
+            Some(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn a_client_that_accepts_a_little_at_a_time_never_stalls() {
+        let t0 = Instant::now();
+        let mut stall = OutputStall::new(Some(Duration::from_secs(5)), t0);
+        for n in 1..100u64 {
+            // One byte every four seconds, with a lot still waiting.
+            let now = t0 + Duration::from_secs(4 * n);
+            assert_eq!(stall.observe(1 << 20, n, now), None, "cut at {n}");
+        }
+    }
+
+    #[test]
+    fn nothing_waiting_is_no_stall_and_the_clock_starts_when_output_does() {
+        let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
+        let mut stall = OutputStall::new(Some(Duration::from_secs(5)), t0);
+        // Idle for a minute: the count stands still, but nothing waits.
+        for n in 1..60 {
+            assert_eq!(stall.observe(0, 300, secs(n)), None);
+        }
+        // Output now waits: five seconds from here, not from the last progress.
+        assert_eq!(stall.observe(500, 300, secs(60)), None);
+        assert_eq!(stall.observe(500, 300, secs(64)), None);
+        assert!(stall.observe(500, 300, secs(65)).is_some());
+        // Nothing waits, then no samples for an hour, then output again.
+        assert_eq!(stall.observe(0, 800, secs(66)), None);
+        assert_eq!(stall.observe(100, 800, secs(3666)), None);
+        assert_eq!(stall.observe(100, 800, secs(3670)), None);
+        assert!(stall.observe(100, 800, secs(3671)).is_some());
+    }
+
+    #[test]
+    fn a_count_that_dips_and_returns_is_no_progress_and_off_means_off() {
+        let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
+        let mut stall = OutputStall::new(Some(Duration::from_secs(5)), t0);
+        assert_eq!(stall.observe(500, 300, secs(0)), None);
+        // TLS framing makes the estimate dip as more goes out unacknowledged.
+        assert_eq!(stall.observe(600, 290, secs(2)), None);
+        assert_eq!(stall.observe(600, 290, secs(4)), None);
+        assert!(stall.observe(600, 290, secs(8)).is_some());
+
+        let mut off = OutputStall::new(None, t0);
+        assert_eq!(off.observe(500, 0, secs(3600)), None);
+        let mut zero = OutputStall::new(Some(Duration::ZERO), t0);
+        assert_eq!(zero.observe(500, 0, secs(3600)), None);
+    }
 
     #[test]
     fn rate_accepts_up_to_the_limit_then_warns_once_per_window() {

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod link;
 pub mod metrics;
 pub mod sessid;
+pub mod socket;
 pub mod supervisor;
 pub mod web;
 
@@ -198,6 +199,8 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
                 .then(|| settings.trusted_proxies())
                 .transpose()?,
             metrics: Arc::clone(&metrics),
+            output_stall_timeout: settings.output_stall_timeout(),
+            socket_send_buffer: settings.portal.socket_send_buffer,
         },
     )?;
 
@@ -230,6 +233,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         limits: TelnetSessionLimits {
             max_line_chars: settings.portal.max_char_limit,
             output_buffer_limit: settings.portal.output_buffer_limit,
+            output_stall_timeout: settings.output_stall_timeout(),
             max_input_rate: settings.portal.max_input_rate,
         },
         mssp: MsspInfo {
@@ -246,6 +250,7 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
         },
         players,
         metrics,
+        socket_send_buffer: settings.portal.socket_send_buffer,
     });
     let proxies = settings.trusted_proxies()?;
     let behind = |on: bool| on.then(|| proxies.clone());

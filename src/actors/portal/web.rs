@@ -13,6 +13,7 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::json;
 
 use super::handler::{GetStatus, PortalSessionHandler, RenderMetrics};
+use super::socket;
 use crate::protocols::websocket;
 
 /// How long a stopping HTTP server waits for its connections.
@@ -69,6 +70,16 @@ async fn healthz(handler: web::Data<Addr<PortalSessionHandler>>) -> HttpResponse
     }
 }
 
+/// Bounds an accepted websocket connection's kernel send buffer, as for telnet.
+fn bound_send_buffer(connection: &dyn std::any::Any, bytes: usize) {
+    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    if let Err(e) = socket::bound_send_buffer(stream, bytes) {
+        log::debug!("websocket: cannot set SO_SNDBUF: {e}");
+    }
+}
+
 /// Starts both HTTP servers on already bound listeners; answers their
 /// handles, for a clean stop.
 pub fn start(
@@ -78,6 +89,7 @@ pub fn start(
     game_name: &str,
     websocket_limits: websocket::WebSocketConfig,
 ) -> std::io::Result<Vec<ServerHandle>> {
+    let send_buffer = websocket_limits.socket_send_buffer;
     let limits = web::Data::new(websocket_limits);
     let page = web::Data::new(PageInfo::new(
         game_name,
@@ -92,6 +104,7 @@ pub fn start(
             .route("/", web::get().to(websocket::upgrade))
             .route("/websocket", web::get().to(websocket::upgrade))
     })
+    .on_connect(move |connection, _| bound_send_buffer(connection, send_buffer))
     .workers(1)
     .disable_signals()
     .shutdown_timeout(SHUTDOWN_SECS)

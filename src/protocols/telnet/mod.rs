@@ -17,6 +17,7 @@ pub mod oob;
 pub mod parser;
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,9 +35,11 @@ use crate::actors::portal::handler::{
     OpenSession, PortalSessionHandler, SessionClosed, SessionFlagsChanged, SessionInput, ToSession,
 };
 use crate::actors::portal::limits::{
-    CommandRate, InputPacer, RateVerdict, COMMAND_RATE_WARNING, MAX_CHAR_LIMIT_WARNING,
+    CommandRate, InputPacer, OutputStall, RateVerdict, COMMAND_RATE_WARNING,
+    MAX_CHAR_LIMIT_WARNING, OUTPUT_CHECK_INTERVAL,
 };
 use crate::actors::portal::metrics::PortalMetrics;
+use crate::actors::portal::socket::{self, KernelGauge};
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::proxy::{self, TrustedProxies};
 use crate::protocols::text::{to_ansi, RenderOptions};
@@ -78,7 +81,11 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy)]
 pub struct TelnetSessionLimits {
     pub max_line_chars: usize,
+    /// `portal.output_buffer_limit`: bytes queued in the Portal plus bytes the
+    /// kernel holds unacknowledged.
     pub output_buffer_limit: usize,
+    /// `portal.output_stall_timeout` (`None`: off).
+    pub output_stall_timeout: Option<Duration>,
     /// `portal.max_input_rate`: bytes per second read from the client (0: no limit).
     pub max_input_rate: usize,
 }
@@ -98,6 +105,9 @@ pub struct TelnetConfig {
     pub players: Arc<AtomicUsize>,
     /// Where the bytes each way are counted.
     pub metrics: Arc<PortalMetrics>,
+    /// `portal.socket_send_buffer`: `SO_SNDBUF` of each accepted socket (0: the
+    /// kernel's autotuning).
+    pub socket_send_buffer: usize,
 }
 
 /// One telnet connection.
@@ -115,6 +125,18 @@ pub struct TelnetSession {
     metrics: Arc<PortalMetrics>,
     out: Option<Outbound>,
     writer: Option<JoinHandle<()>>,
+    /// What the kernel holds for the client: output written to the socket and not
+    /// yet acknowledged counts against the output limit too.
+    gauge: KernelGauge,
+    /// Bytes queued for the client since the connection opened.
+    sent: u64,
+    /// What the kernel held unacknowledged at the last look.
+    kernel_held: usize,
+    /// A look at what the client has accepted is scheduled (there is output
+    /// waiting, or there was at the last look).
+    check_due: bool,
+    /// Whether the client's acknowledged count stands still while output waits.
+    stall: OutputStall,
     /// Set once the client agreed to MCCP2: everything written goes through it.
     mccp: Option<Mccp2>,
     /// Set once the client started MCCP3: everything read goes through it.
@@ -164,9 +186,10 @@ impl TelnetSession {
         config: Arc<TelnetConfig>,
     ) -> Addr<Self>
     where
-        S: AsyncRead + AsyncWrite + Unpin + 'static,
+        S: AsyncRead + AsyncWrite + AsRawFd + Unpin + 'static,
     {
         Self::create(move |ctx| {
+            let (stream, gauge) = socket::gauged(stream);
             let (read, write) = tokio::io::split(stream);
             ctx.add_stream(paced_reads(read, config.limits.max_input_rate));
             let (out, writer) = Outbound::spawn(write);
@@ -196,6 +219,11 @@ impl TelnetSession {
                 metrics: Arc::clone(&config.metrics),
                 out: Some(out),
                 writer: Some(writer),
+                gauge,
+                sent: 0,
+                kernel_held: 0,
+                check_due: false,
+                stall: OutputStall::new(config.limits.output_stall_timeout, Instant::now()),
                 mccp: None,
                 inflater: None,
                 events: Vec::new(),
@@ -228,29 +256,99 @@ impl TelnetSession {
         }
     }
 
+    /// Queues bytes. No system call: the kernel's share of the output limit is the
+    /// one from the last look, asked again only when the sum is over the limit.
     fn enqueue(&mut self, bytes: Bytes, ctx: &mut Context<Self>) {
         let Some(out) = &self.out else {
             return;
         };
-        self.metrics.bytes_sent.inc_by(bytes.len() as u64);
-        match out.send(bytes) {
-            Ok(queued) if queued > self.limits.output_buffer_limit => {
-                log::warn!(
-                    "telnet session {:?} from {}: {queued} bytes of output not read; disconnecting",
-                    self.sessid,
-                    self.peer
-                );
-                // The client does not read: nothing more will get through,
-                // so the writer and its buffer go now, and the socket with them.
-                self.out = None;
-                if let Some(writer) = self.writer.take() {
-                    writer.abort();
-                }
-                ctx.stop();
+        let len = bytes.len();
+        self.metrics.bytes_sent.inc_by(len as u64);
+        let Ok(queued) = out.send(bytes) else {
+            ctx.stop();
+            return;
+        };
+        self.sent += len as u64;
+        let limit = self.limits.output_buffer_limit;
+        if queued + self.kernel_held > limit {
+            if queued <= limit {
+                self.kernel_held = self.gauge.unacknowledged().unwrap_or(0);
             }
-            Ok(_) => {}
-            Err(_) => ctx.stop(),
+            if queued + self.kernel_held > limit {
+                self.cut_unread(queued, ctx);
+                return;
+            }
         }
+        self.schedule_check(ctx);
+    }
+
+    fn schedule_check(&mut self, ctx: &mut Context<Self>) {
+        if !std::mem::replace(&mut self.check_due, true) {
+            ctx.run_later(OUTPUT_CHECK_INTERVAL, |act, ctx| act.check_output(ctx));
+        }
+    }
+
+    /// Looks at what the client has accepted, a second after output was queued and
+    /// then each second while any of it waits: one `SIOCOUTQ` per look.
+    fn check_output(&mut self, ctx: &mut Context<Self>) {
+        self.check_due = false;
+        let Some(out) = &self.out else {
+            return;
+        };
+        let queued = out.queued();
+        self.kernel_held = self.gauge.unacknowledged().unwrap_or(0);
+        let unread = queued + self.kernel_held;
+        if unread > self.limits.output_buffer_limit {
+            self.cut_unread(queued, ctx);
+            return;
+        }
+        // Handed to the socket, less what the kernel still holds: what the client
+        // has acknowledged. Over TLS the kernel holds ciphertext, so this is an
+        // estimate that dips by the framing; it still rises only when the client
+        // acknowledges.
+        let handed = self.sent.saturating_sub(queued as u64);
+        let accepted = handed.saturating_sub(self.kernel_held as u64);
+        if let Some(stalled) = self.stall.observe(unread as u64, accepted, Instant::now()) {
+            log::warn!(
+                "telnet session {:?} from {}: output stalled, no byte accepted for {}s; \
+                 {unread} bytes stuck ({queued} in the Portal, {} in the kernel); disconnecting",
+                self.sessid,
+                self.peer,
+                stalled.as_secs(),
+                self.kernel_held
+            );
+            self.cut(ctx);
+            return;
+        }
+        if unread > 0 {
+            self.schedule_check(ctx);
+        }
+    }
+
+    fn cut_unread(&mut self, queued: usize, ctx: &mut Context<Self>) {
+        // Asked once more for the log line: the last look may be up to a second old.
+        self.kernel_held = self.gauge.unacknowledged().unwrap_or(self.kernel_held);
+        log::warn!(
+            "telnet session {:?} from {}: {} bytes of output not read ({queued} in the \
+             Portal, {} in the kernel); disconnecting",
+            self.sessid,
+            self.peer,
+            queued + self.kernel_held,
+            self.kernel_held
+        );
+        self.cut(ctx);
+    }
+
+    /// Drops a client that does not read: nothing more will get through, so the
+    /// writer, its queue and the kernel's buffer go now (a reset, not a close
+    /// that would keep the unsent bytes), and the socket with them.
+    fn cut(&mut self, ctx: &mut Context<Self>) {
+        self.gauge.reset_on_close();
+        self.out = None;
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
+        ctx.stop();
     }
 
     fn render(&self, text: &str) -> String {
@@ -259,7 +357,10 @@ impl TelnetSession {
 
     fn write_text(&mut self, text: &str, line_end: bool, ctx: &mut Context<Self>) {
         let rendered = self.render(text);
-        let mut buf = BytesMut::with_capacity(rendered.len() + 4);
+        // `encode_output` reserves room for the line ends it adds, in one
+        // allocation: a smaller buffer here would be grown to twice its size, and a
+        // client that does not read would hold that slack for every line queued.
+        let mut buf = BytesMut::new();
         encode_output(&rendered, self.encoding, &mut buf);
         if line_end && !rendered.ends_with('\n') {
             buf.extend_from_slice(b"\r\n");
@@ -270,7 +371,7 @@ impl TelnetSession {
     /// A prompt has no line end; EOR (or GA) tells the client where it stops.
     fn write_prompt(&mut self, text: &str, ctx: &mut Context<Self>) {
         let rendered = self.render(text);
-        let mut buf = BytesMut::with_capacity(rendered.len() + 2);
+        let mut buf = BytesMut::new();
         encode_output(&rendered, self.encoding, &mut buf);
         // Clients find the end of a prompt by EOR, or else by GA: sent even
         // after SGA, since nearly every client agrees to SGA and would
@@ -615,6 +716,9 @@ pub async fn accept_clients(
             Ok((mut stream, peer)) => {
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("telnet {peer}: cannot set TCP_NODELAY: {e}");
+                }
+                if let Err(e) = socket::bound_send_buffer(&stream, config.socket_send_buffer) {
+                    log::debug!("telnet {peer}: cannot set SO_SNDBUF: {e}");
                 }
                 let Some(proxies) = proxies.as_ref().filter(|p| p.contains(peer.ip())) else {
                     TelnetSession::start(
