@@ -67,6 +67,13 @@ enum Command {
     Stop,
     /// Restart the Server; every player stays connected and logged in.
     Reload,
+    /// Replace the running Portal with the binary now on disk; every telnet
+    /// connection stays open and web pages resume.
+    Upgrade,
+    /// Which handover format this binary reads (asked by a Portal before it
+    /// upgrades to it).
+    #[command(name = "handover-version", hide = true)]
+    HandoverVersion,
     /// Whether Portal and Server are up, and how many sessions exist.
     Status,
     /// The Portal alone.
@@ -198,6 +205,11 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             print!("{}", gatehouse::status::render(&game));
             Ok(())
         }
+        Command::Upgrade => upgrade_portal(&game),
+        Command::HandoverVersion => {
+            println!("{}", gatehouse::actors::portal::handover::HANDOVER_VERSION);
+            Ok(())
+        }
         Command::Migrate => {
             init_logging("migrate");
             let settings = load()?;
@@ -298,9 +310,47 @@ fn run_portal(
         game_dir: game,
         settings,
         supervise,
+        // Captured now: once the binary is replaced on disk, this process's
+        // own executable is the old, deleted one.
+        program: std::env::current_exe().context("cannot find the gatehouse binary")?,
+        args: std::env::args_os().skip(1).collect(),
     };
     actix_rt::System::new().block_on(portal::run(options))?;
     Ok(())
+}
+
+/// Asks the running Portal to replace itself with the binary on disk and waits
+/// for the outcome in `run/status.toml`.
+fn upgrade_portal(game: &GameDir) -> anyhow::Result<()> {
+    let pid = game
+        .live_pid(PORTAL_PID_FILE)
+        .context("the game is not running (no live run/portal.pid)")?;
+    let before = game.read_status();
+    control::send_signal(pid, Signal::SIGUSR2)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let Some(now) = game.read_status() else {
+            continue;
+        };
+        let previous = before.as_ref();
+        if now.upgraded.is_some() && now.upgraded != previous.and_then(|p| p.upgraded) {
+            println!(
+                "Portal upgraded to gatehouse {}; every player stayed connected.",
+                now.version
+            );
+            return Ok(());
+        }
+        if now.upgrade_error.is_some()
+            && now.upgrade_error != previous.and_then(|p| p.upgrade_error.clone())
+        {
+            bail!(
+                "the upgrade was refused; the Portal goes on as before: {}",
+                now.upgrade_error.unwrap_or_default()
+            );
+        }
+    }
+    bail!("the Portal did not report the upgrade within 60 s; see its log")
 }
 
 fn start_daemon(

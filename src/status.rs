@@ -197,6 +197,14 @@ pub fn server_table(s: &Samples) -> String {
 }
 
 /// Everything `gatehouse status` shows.
+/// Milliseconds since the Unix epoch as a UTC date and time, to the second.
+fn utc(millis: u64) -> String {
+    i64::try_from(millis / 1000)
+        .ok()
+        .and_then(|secs| jiff::Timestamp::from_second(secs).ok())
+        .map_or_else(|| millis.to_string(), |t| t.to_string())
+}
+
 pub fn render(game: &GameDir) -> String {
     let portal = game.live_pid(PORTAL_PID_FILE);
     let server = game.live_pid(SERVER_PID_FILE);
@@ -204,6 +212,21 @@ pub fn render(game: &GameDir) -> String {
     match portal {
         Some(pid) => {
             let _ = writeln!(out, "Portal: running (pid {pid})");
+            if let Some(status) = game.read_status().filter(|s| !s.version.is_empty()) {
+                let _ = writeln!(
+                    out,
+                    "  version {}, started {}{}",
+                    status.version,
+                    utc(status.started),
+                    status
+                        .upgraded
+                        .map(|at| format!(", binary replaced {}", utc(at)))
+                        .unwrap_or_default()
+                );
+                if let Some(why) = &status.upgrade_error {
+                    let _ = writeln!(out, "  last upgrade refused: {why}");
+                }
+            }
         }
         None => {
             let _ = writeln!(out, "Portal: not running");

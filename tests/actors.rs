@@ -494,6 +494,7 @@ async fn accept_server(
             restart_mode: RestartMode::ColdStart,
             sessions,
             portal_id: 0,
+            portal_upgraded: false,
         })
         .await;
     server

@@ -102,6 +102,10 @@ pub enum PortalToServer {
         /// The Portal's `portal.id`: the range its session ids come from.
         #[serde(default)]
         portal_id: u16,
+        /// The Portal process replaced its own binary and reconnects: the
+        /// Server never went away, so players are not told it restarted.
+        #[serde(default)]
+        portal_upgraded: bool,
     },
     /// The handshake failed; the Portal closes the link after this.
     Refused { reason: String },
@@ -390,6 +394,7 @@ mod tests {
                 restart_mode: RestartMode::Reload,
                 sessions: vec![record(1), record(2)],
                 portal_id: 7,
+                portal_upgraded: true,
             },
             PortalToServer::Refused {
                 reason: "no".into(),

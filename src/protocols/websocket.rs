@@ -485,6 +485,13 @@ impl Handler<ToSession> for WebSocketSession {
                 ctx.close(Some(ws::CloseCode::Normal.into()));
                 ctx.stop();
             }
+            ToSession::HandOver(slot) => {
+                // A websocket cannot move to another process: the page comes
+                // back with its resume token to the next Portal image.
+                slot.answer(None);
+                ctx.close(Some(ws::CloseCode::Restart.into()));
+                ctx.stop();
+            }
         }
     }
 }

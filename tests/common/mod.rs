@@ -36,6 +36,8 @@ pub struct Game {
     env: Vec<(String, String)>,
     /// `run` (Portal supervising its Server) or `portal` (the Portal alone).
     subcommand: &'static str,
+    /// The binary the game runs from.
+    program: std::path::PathBuf,
 }
 
 impl Game {
@@ -50,8 +52,27 @@ impl Game {
         Self::start_as("portal", env)
     }
 
+    /// Starts `gatehouse run` from a copy of the binary that the test can
+    /// replace, as an operator installs a new build.
+    pub fn start_from_copy(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let program = dir.path().join("bin/gatehouse");
+        std::fs::create_dir_all(program.parent().expect("bin dir")).expect("bin dir");
+        std::fs::copy(bin(), &program).expect("copy the binary");
+        Self::start_in(dir, program, "run", env)
+    }
+
     fn start_as(subcommand: &'static str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, bin().into(), subcommand, env)
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        program: std::path::PathBuf,
+        subcommand: &'static str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -62,6 +83,7 @@ impl Game {
             telnet_port: 0,
             env,
             subcommand,
+            program,
         };
         game.launch();
         game
@@ -69,6 +91,16 @@ impl Game {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The binary the game runs from.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    /// The Portal's pid (the process the test started).
+    pub fn portal_pid(&self) -> u32 {
+        self.child.as_ref().expect("a running Portal").id()
     }
 
     /// (Re)starts the Portal in the same game dir and, unless it runs alone, waits
@@ -106,7 +138,7 @@ impl Game {
             .append(true)
             .open(self.path().join("test-output.log"))
             .expect("log file");
-        let mut cmd = Command::new(bin());
+        let mut cmd = Command::new(&self.program);
         cmd.arg("--game-dir")
             .arg(self.path())
             .arg(subcommand)
@@ -355,7 +387,7 @@ impl Proxy {
 
 /// A telnet client that accumulates everything it reads.
 pub struct Client {
-    stream: TcpStream,
+    pub stream: TcpStream,
     /// Text received and not yet consumed by `expect`.
     pub buffer: String,
 }

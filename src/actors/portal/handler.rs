@@ -17,12 +17,13 @@ use actix::prelude::*;
 use tokio::sync::mpsc;
 
 use super::backlog::{Backlog, Replay};
+use super::handover::{SessionHandover, TelnetHandover};
 use super::limits::{
     queued_message, too_long, CommandRate, ConnectionQueue, RateVerdict, COMMAND_RATE_WARNING,
     INPUT_QUEUE_FULL_WARNING, LOGIN_TIMEOUT_MESSAGE, MAX_CHAR_LIMIT_WARNING,
     TOO_MANY_UNAUTHENTICATED_MESSAGE,
 };
-use super::link::{SendToServer, ServerLinkConnection};
+use super::link::{CloseLink, SendToServer, ServerLinkConnection};
 use super::metrics::{PortalMetrics, RegistrySnapshot, SessionLabels};
 use super::sessid::SessionIdAllocator;
 use super::ControlEvent;
@@ -44,6 +45,36 @@ pub const SERVER_LOST_MESSAGE: &str =
 /// How often the status file is refreshed.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
+/// A connection handed to the next Portal image: its socket (closed on exec
+/// until the handover clears that) and its negotiated state.
+pub type HandedOver = (std::os::fd::OwnedFd, TelnetHandover);
+
+/// Where a session answers [`ToSession::HandOver`]: its connection, or `None`
+/// for one that cannot move to another process (TLS, MCCP3 input, web).
+#[derive(Debug, Clone)]
+pub struct HandoverSlot(
+    Arc<std::sync::Mutex<Option<tokio::sync::oneshot::Sender<Option<HandedOver>>>>>,
+);
+
+impl HandoverSlot {
+    pub fn new() -> (Self, tokio::sync::oneshot::Receiver<Option<HandedOver>>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Self(Arc::new(std::sync::Mutex::new(Some(tx)))), rx)
+    }
+
+    /// Answers once; later answers are ignored.
+    pub fn answer(&self, answer: Option<HandedOver>) {
+        let sender = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(sender) = sender {
+            let _ = sender.send(answer);
+        }
+    }
+}
+
 /// What the Portal asks of a session actor (telnet, websocket).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
@@ -55,6 +86,9 @@ pub enum ToSession {
     Close {
         reason: String,
     },
+    /// The Portal replaces its binary: flush, stop reading, and answer the
+    /// connection and its state (or `None`) without closing the socket.
+    HandOver(HandoverSlot),
 }
 
 /// A new connection registers itself; answers with its session id.
@@ -214,6 +248,57 @@ pub struct PortalStatus {
     pub sessions: usize,
     pub logged_in: usize,
     pub queued_connections: usize,
+    /// The version of the binary this Portal runs now.
+    #[serde(default)]
+    pub version: String,
+    /// When this Portal started (milliseconds since the epoch); kept by an upgrade.
+    #[serde(default)]
+    pub started: UnixMillis,
+    /// When its binary was last replaced in place, if ever.
+    #[serde(default)]
+    pub upgraded: Option<UnixMillis>,
+    /// Why the last upgrade was refused, if it was.
+    #[serde(default)]
+    pub upgrade_error: Option<String>,
+}
+
+/// Stop handing input to the Server (it is queued) before a handover.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct PauseInput;
+
+/// How many lines the Server has taken and not yet finished, over all sessions.
+#[derive(Message, Debug)]
+#[rtype(result = "usize")]
+pub struct LinesInFlight;
+
+/// An upgrade was refused before anything was handed over; the Portal goes on.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct UpgradeRefused {
+    pub why: String,
+}
+
+/// Close the link and take every session from its connection for the next
+/// image: answers what that image needs.
+#[derive(Message)]
+#[rtype(result = "HandoverExport")]
+pub struct BeginHandover;
+
+/// The registry as the next image takes it over.
+pub struct HandoverExport {
+    pub epoch: u64,
+    pub started: UnixMillis,
+    pub sessions: Vec<SessionHandover>,
+    /// The handed-over sockets, kept open until the exec.
+    pub sockets: Vec<std::os::fd::OwnedFd>,
+}
+
+/// A session the previous image handed over, with its new connection (or
+/// none: a web session waits for its page).
+pub struct AdoptedSession {
+    pub state: SessionHandover,
+    pub endpoint: Option<Recipient<ToSession>>,
 }
 
 /// The Portal's view of one connection.
@@ -293,6 +378,11 @@ impl PortalSession {
             self.last_seq
         });
         if keep {
+            if self.in_flight.len() >= MAX_UNFINISHED_KEPT {
+                // A client flooding a Server that cannot keep up: the oldest
+                // copy goes, and with it that line's replay after a crash.
+                self.in_flight.pop_front();
+            }
             self.in_flight.push_back((seq, input.clone()));
         }
         link.do_send(SendToServer(PortalToServer::DataIn {
@@ -319,12 +409,11 @@ impl PortalSession {
             });
         }
     }
-
-    /// Lines this session has waiting for the Server or running on it.
-    fn unfinished(&self) -> usize {
-        self.pending.len() + self.in_flight.len()
-    }
 }
+
+/// Lines of one session kept until the Server finishes them. A player types a
+/// few a second; only a flood with the command rate limit off comes near it.
+const MAX_UNFINISHED_KEPT: usize = 1024;
 
 /// Why no Server is connected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +422,10 @@ enum Away {
     Reloading,
     Lost,
     ShuttingDown,
+    /// This process is handing everything to its next image.
+    HandingOver,
+    /// This image took over from the previous one; the Server never stopped.
+    Upgraded,
 }
 
 enum ServerState {
@@ -363,6 +456,12 @@ pub struct PortalSessionHandler {
     /// Logged-in sessions, for MSSP; refreshed with the status file.
     players: Arc<AtomicUsize>,
     metrics: Arc<PortalMetrics>,
+    /// When this process's binary last replaced the previous one in place.
+    upgraded: Option<UnixMillis>,
+    upgrade_error: Option<String>,
+    /// Stands in for the connection of a session that has none (a web session
+    /// waiting for its page after an upgrade).
+    no_connection: Option<Recipient<ToSession>>,
 }
 
 impl PortalSessionHandler {
@@ -389,7 +488,60 @@ impl PortalSessionHandler {
             close_waiters: Vec::new(),
             players: Arc::new(AtomicUsize::new(0)),
             metrics: PortalMetrics::new(),
+            upgraded: None,
+            upgrade_error: None,
+            no_connection: None,
         }
+    }
+
+    /// Takes over the registry the previous image handed over: the same epoch
+    /// (so the Server keeps every session), start time, sessions, queued and
+    /// unfinished input, and resume tokens. Call before the actor starts.
+    pub fn adopt(
+        &mut self,
+        epoch: u64,
+        started: UnixMillis,
+        upgraded: UnixMillis,
+        sessions: Vec<AdoptedSession>,
+    ) {
+        self.epoch = epoch;
+        self.started = started;
+        self.upgraded = Some(upgraded);
+        self.server = ServerState::Away(Away::Upgraded);
+        let gone = NoConnection.start().recipient();
+        let now = Instant::now();
+        for AdoptedSession { state, endpoint } in sessions {
+            let sessid = state.record.sessid;
+            let source = crate::session::source_key(&state.record.address);
+            let detached = endpoint.is_none().then_some(now);
+            if !state.released {
+                self.connect_queue.push(&source, sessid);
+            }
+            self.sessions.insert(
+                sessid,
+                PortalSession {
+                    endpoint: endpoint.unwrap_or_else(|| gone.clone()),
+                    record: state.record,
+                    released: state.released,
+                    source,
+                    released_at: state.released.then_some(now),
+                    rate: CommandRate::new(now),
+                    pending: state
+                        .pending
+                        .into_iter()
+                        .map(|(seq, input)| QueuedInput { input, seq })
+                        .collect(),
+                    in_flight: VecDeque::new(),
+                    last_seq: state.last_seq,
+                    warned_queue_full: false,
+                    token: state.token,
+                    connection: state.connection,
+                    detached,
+                    backlog: Backlog::new(self.settings.portal.websocket_resume_backlog),
+                },
+            );
+        }
+        self.no_connection = Some(gone);
     }
 
     /// The logged-in count that telnet sessions report to MUD crawlers.
@@ -537,14 +689,6 @@ impl PortalSessionHandler {
             RateVerdict::Drop => return,
         }
         match link {
-            // Past the limit the lines would outlive a hung Server only to be
-            // replayed into the next one; the player is warned instead.
-            _ if session.unfinished() >= queue_limit => {
-                if !session.warned_queue_full {
-                    session.warned_queue_full = true;
-                    self.tell(sessid, INPUT_QUEUE_FULL_WARNING);
-                }
-            }
             Some((link, keep)) if session.released => {
                 session.forward(
                     QueuedInput::new(input),
@@ -553,7 +697,14 @@ impl PortalSessionHandler {
                     keep,
                 );
             }
-            _ => session.pending.push_back(QueuedInput::new(input)),
+            _ if session.pending.len() < queue_limit => {
+                session.pending.push_back(QueuedInput::new(input));
+            }
+            _ if !session.warned_queue_full => {
+                session.warned_queue_full = true;
+                self.tell(sessid, INPUT_QUEUE_FULL_WARNING);
+            }
+            _ => {}
         }
     }
 
@@ -618,6 +769,10 @@ impl PortalSessionHandler {
                 .filter(|s| s.record.logged_in)
                 .count(),
             queued_connections: self.connect_queue.len(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started: self.started,
+            upgraded: self.upgraded,
+            upgrade_error: self.upgrade_error.clone(),
         }
     }
 
@@ -980,14 +1135,15 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
                 return;
             }
         }
+        let portal_upgraded = matches!(self.server, ServerState::Away(Away::Upgraded));
         let restart_mode = match &self.server {
             ServerState::Away(Away::NeverStarted) => RestartMode::ColdStart,
-            ServerState::Away(Away::Reloading) => RestartMode::Reload,
+            ServerState::Away(Away::Reloading | Away::Upgraded) => RestartMode::Reload,
             _ if self.reload_requested => RestartMode::Reload,
             _ => RestartMode::Crash,
         };
         self.reload_requested = false;
-        if restart_mode != RestartMode::ColdStart {
+        if restart_mode != RestartMode::ColdStart && !portal_upgraded {
             self.metrics
                 .server_restarted(restart_mode == RestartMode::Reload);
         }
@@ -1014,6 +1170,7 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
             restart_mode,
             sessions,
             portal_id: self.settings.portal.id,
+            portal_upgraded,
         }));
         // Input typed while the Server was away runs now, in order.
         let mut ids: Vec<SessionId> = self
@@ -1143,5 +1300,139 @@ impl Handler<GetStatus> for PortalSessionHandler {
 
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.status())
+    }
+}
+
+/// The endpoint of a session without a connection: what is sent to it is
+/// dropped (a detached web session keeps its output in its backlog first).
+struct NoConnection;
+
+impl Actor for NoConnection {
+    type Context = Context<Self>;
+}
+
+impl Handler<ToSession> for NoConnection {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToSession, _: &mut Context<Self>) {
+        if let ToSession::HandOver(slot) = msg {
+            slot.answer(None);
+        }
+    }
+}
+
+impl Handler<PauseInput> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, _: PauseInput, _: &mut Context<Self>) {
+        // Input is queued from now on, as during a reload.
+        if let ServerState::Up { stopping, .. } = &mut self.server {
+            *stopping = true;
+        }
+    }
+}
+
+impl Handler<LinesInFlight> for PortalSessionHandler {
+    type Result = usize;
+
+    fn handle(&mut self, _: LinesInFlight, _: &mut Context<Self>) -> usize {
+        self.sessions.values().map(|s| s.in_flight.len()).sum()
+    }
+}
+
+impl Handler<UpgradeRefused> for PortalSessionHandler {
+    type Result = ();
+
+    fn handle(&mut self, msg: UpgradeRefused, _: &mut Context<Self>) {
+        // Input flows again if it was paused.
+        if let ServerState::Up { stopping, .. } = &mut self.server {
+            *stopping = false;
+        }
+        self.upgrade_error = Some(msg.why);
+        self.write_status_file();
+    }
+}
+
+/// How long sessions have to flush their output and answer a handover.
+const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl Handler<BeginHandover> for PortalSessionHandler {
+    type Result = ResponseActFuture<Self, HandoverExport>;
+
+    fn handle(&mut self, _: BeginHandover, _: &mut Context<Self>) -> Self::Result {
+        if let ServerState::Up { link, .. } = &self.server {
+            // The Server reconnects to the next image on the same listener.
+            link.do_send(CloseLink);
+        }
+        self.server = ServerState::Away(Away::HandingOver);
+        let mut answers = Vec::new();
+        for (sessid, s) in &self.sessions {
+            if s.detached.is_none() {
+                let (slot, rx) = HandoverSlot::new();
+                s.endpoint.do_send(ToSession::HandOver(slot));
+                answers.push((*sessid, rx));
+            }
+        }
+        Box::pin(
+            async move {
+                let answers = answers.into_iter().map(|(sessid, rx)| async move {
+                    let answer = tokio::time::timeout(HANDOVER_TIMEOUT, rx)
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .flatten();
+                    (sessid, answer)
+                });
+                futures_util::future::join_all(answers).await
+            }
+            .into_actor(self)
+            .map(|answers, act, _| act.export(answers.into_iter().collect())),
+        )
+    }
+}
+
+impl PortalSessionHandler {
+    /// The registry for the next image. A session whose connection moved is
+    /// handed over with it; a web session with a resume token waits for its
+    /// page; anything else (TLS, a client compressing its input) was told to
+    /// reconnect and is left out, so the Server drops it.
+    fn export(&mut self, mut moved: HashMap<SessionId, Option<HandedOver>>) -> HandoverExport {
+        let mut sessions = Vec::new();
+        let mut sockets = Vec::new();
+        for (sessid, mut s) in self.sessions.drain() {
+            let telnet = match moved.remove(&sessid).flatten() {
+                Some((fd, mut telnet)) => {
+                    telnet.fd = std::os::fd::AsRawFd::as_raw_fd(&fd);
+                    sockets.push(fd);
+                    Some(telnet)
+                }
+                None if s.token.is_some() => None,
+                None => {
+                    log::info!("session {sessid}: cannot be handed over; left to reconnect");
+                    continue;
+                }
+            };
+            s.requeue_in_flight();
+            sessions.push(SessionHandover {
+                record: s.record,
+                released: s.released,
+                pending: s.pending.into_iter().map(|q| (q.seq, q.input)).collect(),
+                last_seq: s.last_seq,
+                token: s.token,
+                connection: s.connection,
+                telnet,
+            });
+        }
+        log::info!(
+            "handing over {} sessions ({} connections)",
+            sessions.len(),
+            sockets.len()
+        );
+        HandoverExport {
+            epoch: self.epoch,
+            started: self.started,
+            sessions,
+            sockets,
+        }
     }
 }

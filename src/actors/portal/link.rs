@@ -187,6 +187,20 @@ impl StreamHandler<Frame> for ServerLinkConnection {
     }
 }
 
+/// Close the link now (the Portal hands over to its next image; the Server
+/// reconnects to it).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct CloseLink;
+
+impl Handler<CloseLink> for ServerLinkConnection {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseLink, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
 impl Handler<SendToServer> for ServerLinkConnection {
     type Result = ();
 

@@ -63,6 +63,13 @@ pub fn gauged<S: AsRawFd>(stream: S) -> (Gauged<S>, KernelGauge) {
 }
 
 impl KernelGauge {
+    /// A second descriptor for the socket (closed on exec), which keeps the
+    /// connection open once the stream is dropped: how a connection is handed
+    /// to the Portal's next image. `None` once the stream is gone.
+    pub fn duplicate(&self) -> Option<io::Result<std::os::fd::OwnedFd>> {
+        self.fd().map(|fd| fd.try_clone_to_owned())
+    }
+
     /// The socket's descriptor, borrowed for one call; `None` once the stream is gone.
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         if self.alive.strong_count() == 0 {

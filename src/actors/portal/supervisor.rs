@@ -40,6 +40,9 @@ pub struct ServerProcess {
     stopping_for_good: bool,
     kill_timer: Option<SpawnHandle>,
     exit_waiters: Vec<oneshot::Sender<()>>,
+    /// A Server already running as this process's child (started before the
+    /// Portal's binary was upgraded in place), to watch instead of starting one.
+    adopted: Option<u32>,
 }
 
 /// The Server was asked to stop for a reload: kill it if it has not exited
@@ -73,7 +76,35 @@ impl ServerProcess {
             stopping_for_good: false,
             kill_timer: None,
             exit_waiters: Vec::new(),
+            adopted: None,
         }
+    }
+
+    /// Supervises the Server `pid`, this process's child from before an
+    /// upgrade in place: it is watched, stopped and restarted like one this
+    /// actor started.
+    pub fn adopt(command: ServerCommand, pid: u32) -> Self {
+        Self {
+            adopted: Some(pid),
+            ..Self::new(command)
+        }
+    }
+
+    /// Waits for an adopted child in a blocking thread (it was started by the
+    /// previous image, so the runtime has no handle on it).
+    fn watch_adopted(&mut self, pid: u32, ctx: &mut Context<Self>) {
+        self.pid = Some(pid);
+        self.started_at = Instant::now();
+        log::info!("supervising the running Server (pid {pid})");
+        ctx.spawn(
+            async move {
+                tokio::task::spawn_blocking(move || wait_for_child(pid))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            }
+            .into_actor(self)
+            .map(|status, act, ctx| act.on_exit(status, ctx)),
+        );
     }
 
     fn spawn_server(&mut self, ctx: &mut Context<Self>) {
@@ -201,7 +232,10 @@ impl Actor for ServerProcess {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.spawn_server(ctx);
+        match self.adopted.take() {
+            Some(pid) => self.watch_adopted(pid, ctx),
+            None => self.spawn_server(ctx),
+        }
     }
 }
 
@@ -255,5 +289,19 @@ impl Handler<ServerPid> for ServerProcess {
 
     fn handle(&mut self, _: ServerPid, _: &mut Context<Self>) -> Option<u32> {
         self.pid
+    }
+}
+
+/// Blocks until child `pid` exits and reaps it.
+fn wait_for_child(pid: u32) -> std::io::Result<ExitStatus> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use std::os::unix::process::ExitStatusExt;
+    let pid = Pid::from_raw(i32::try_from(pid).map_err(std::io::Error::other)?);
+    loop {
+        match waitpid(pid, None).map_err(std::io::Error::from)? {
+            WaitStatus::Exited(_, code) => return Ok(ExitStatus::from_raw((code & 0xff) << 8)),
+            WaitStatus::Signaled(_, signal, _) => return Ok(ExitStatus::from_raw(signal as i32)),
+            _ => continue,
+        }
     }
 }

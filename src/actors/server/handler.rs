@@ -445,7 +445,7 @@ impl ServerSessionHandler {
         link: Addr<PortalLink>,
         portal_id: u16,
         portal_epoch: u64,
-        restart_mode: RestartMode,
+        restart_mode: Option<RestartMode>,
         sessions: Vec<SessionSyncData>,
         ctx: &mut Context<Self>,
     ) {
@@ -534,22 +534,23 @@ impl ServerSessionHandler {
     /// every account they belong to has attached them (and sent the `World`
     /// their puppets), then the `World` has taken those in. The first restore
     /// after a start also waits for every Portal to welcome this Server.
+    /// Without a `restart_mode` (a Portal upgraded itself) nobody is told.
     fn begin_restore(
         &mut self,
-        restart_mode: RestartMode,
+        restart_mode: Option<RestartMode>,
         resynced: Vec<SessionId>,
         ctx: &mut Context<Self>,
     ) {
-        let wait_for_portals = restart_mode != RestartMode::ColdStart
-            && !self.waited_for_portals
-            && !self.all_portals_welcomed();
+        let restarted = restart_mode.is_some_and(|m| m != RestartMode::ColdStart);
+        let wait_for_portals =
+            restarted && !self.waited_for_portals && !self.all_portals_welcomed();
         self.waited_for_portals = true;
         let restoring = self.restoring.get_or_insert_with(Restoring::default);
         if wait_for_portals {
             restoring.portals_until = Some(Instant::now() + RESTORE_PORTALS_WAIT);
             ctx.run_later(RESTORE_PORTALS_WAIT, |act, ctx| act.finish_restore(ctx));
         }
-        if restart_mode != RestartMode::ColdStart {
+        if restarted {
             restoring.announce.extend(resynced);
         }
         restoring.barriers += 1;
@@ -711,11 +712,13 @@ impl Handler<FromPortal> for ServerSessionHandler {
                 restart_mode,
                 sessions,
                 portal_id,
+                portal_upgraded,
             } => self.on_welcome(
                 msg.link,
                 portal_id,
                 portal_epoch,
-                restart_mode,
+                // A Portal that upgraded itself lost no Server: nothing to announce.
+                (!portal_upgraded).then_some(restart_mode),
                 sessions,
                 ctx,
             ),

@@ -32,8 +32,10 @@ use tokio_util::io::ReaderStream;
 
 use crate::actors::outbound::Outbound;
 use crate::actors::portal::handler::{
-    OpenSession, PortalSessionHandler, SessionClosed, SessionFlagsChanged, SessionInput, ToSession,
+    HandoverSlot, OpenSession, PortalSessionHandler, SessionClosed, SessionFlagsChanged,
+    SessionInput, ToSession,
 };
+use crate::actors::portal::handover::TelnetHandover;
 use crate::actors::portal::limits::{
     CommandRate, InputPacer, OutputStall, RateVerdict, COMMAND_RATE_WARNING,
     MAX_CHAR_LIMIT_WARNING, OUTPUT_CHECK_INTERVAL,
@@ -43,10 +45,10 @@ use crate::actors::portal::socket::{self, KernelGauge};
 use crate::protocols::link::{Input, OobMessage, Output};
 use crate::protocols::proxy::{self, TrustedProxies};
 use crate::protocols::text::{to_ansi, RenderOptions};
-use crate::session::{ProtocolFlags, SessionId};
+use crate::session::{ProtocolFlags, SessionId, SessionSyncData};
 use mccp::{Mccp2, Mccp3};
 use mssp::MsspInfo;
-use negotiation::{Effect, Negotiator, OPT_MCCP3};
+use negotiation::{Effect, Negotiator, OPT_MCCP2, OPT_MCCP3};
 use oob::{gmcp_encode, msdp_encode, OPT_GMCP, OPT_MSDP};
 use parser::{
     encode_output, subnegotiation, Encoding, TelnetError, TelnetEvent, TelnetLimits, TelnetParser,
@@ -60,6 +62,9 @@ pub const TLS_PROTOCOL_KEY: &str = "telnet/ssl";
 /// Longest subnegotiation accepted before it is refused (NAWS and TTYPE are a
 /// few bytes; GMCP payloads are larger).
 pub const MAX_SUBNEGOTIATION_BYTES: usize = 64 * 1024;
+/// Told to a client whose connection cannot move to an upgraded Portal.
+pub const UPGRADE_RECONNECT_MESSAGE: &str =
+    "The game's front door is being upgraded; please connect again in a moment.";
 /// The answer to a web browser that opened the telnet port.
 pub const HTTP_ON_TELNET: &str =
     "This is a telnet port for MUD clients, not a web page. Connect with a MUD client or telnet.";
@@ -149,6 +154,8 @@ pub struct TelnetSession {
     flags_dirty: bool,
     /// No line has arrived yet: the first one is checked for a stray HTTP request.
     first_line: bool,
+    /// The connection went to the Portal's next image: stopping must not close it.
+    handed_over: bool,
 }
 
 /// The socket's input as a stream of reads, paced by an [`InputPacer`]: after a read
@@ -188,7 +195,56 @@ impl TelnetSession {
     where
         S: AsyncRead + AsyncWrite + AsRawFd + Unpin + 'static,
     {
+        Self::create(move |ctx| Self::build(stream, peer, protocol_key, handler, &config, ctx))
+    }
+
+    /// Starts the actor for a connection the previous Portal image handed over:
+    /// session `record`, with the options both sides agreed to and, if it was
+    /// compressing, a new MCCP2 stream (the old one was ended properly).
+    pub fn adopt(
+        stream: tokio::net::TcpStream,
+        handover: &TelnetHandover,
+        record: &SessionSyncData,
+        handler: Addr<PortalSessionHandler>,
+        config: Arc<TelnetConfig>,
+    ) -> Addr<Self> {
+        let (peer, options, compressing) = (
+            handover.peer,
+            handover.options.clone(),
+            handover.compressing,
+        );
+        let (sessid, flags) = (record.sessid, record.protocol_flags.clone());
         Self::create(move |ctx| {
+            let mut session = Self::build(stream, peer, PROTOCOL_KEY, handler, &config, ctx);
+            session.sessid = Some(sessid);
+            session.negotiator = Negotiator::resumed(config.mssp.clone());
+            session.parser.restore_options(&options);
+            if let Some(encoding) = Encoding::from_name(&flags.encoding) {
+                session.encoding = encoding;
+                session.parser.set_encoding(encoding);
+            }
+            session.flags = flags;
+            session.first_line = false;
+            if compressing {
+                session.write(&subnegotiation(OPT_MCCP2, &[]), ctx);
+                session.mccp = Some(Mccp2::new());
+            }
+            session
+        })
+    }
+
+    fn build<S>(
+        stream: S,
+        peer: SocketAddr,
+        protocol_key: &'static str,
+        handler: Addr<PortalSessionHandler>,
+        config: &TelnetConfig,
+        ctx: &mut Context<Self>,
+    ) -> Self
+    where
+        S: AsyncRead + AsyncWrite + AsRawFd + Unpin + 'static,
+    {
+        {
             let (stream, gauge) = socket::gauged(stream);
             let (read, write) = tokio::io::split(stream);
             ctx.add_stream(paced_reads(read, config.limits.max_input_rate));
@@ -232,8 +288,72 @@ impl TelnetSession {
                 max_command_rate: config.max_command_rate,
                 flags_dirty: false,
                 first_line: true,
+                handed_over: false,
             }
-        })
+        }
+    }
+
+    /// Hands the connection to the Portal's next image: the output queued so
+    /// far is written, a compressed stream is ended, and the socket is answered
+    /// as a duplicate that outlives this actor, which stops without closing the
+    /// connection. TLS (the keys live in this process) and MCCP3 input (the
+    /// client's zlib stream cannot be resumed) cannot move: such a client is
+    /// told to reconnect.
+    fn hand_over(&mut self, slot: HandoverSlot, ctx: &mut Context<Self>) {
+        if self.protocol_key != PROTOCOL_KEY || self.inflater.is_some() {
+            slot.answer(None);
+            self.close(UPGRADE_RECONNECT_MESSAGE, ctx);
+            return;
+        }
+        let compressing = self.mccp.is_some();
+        if let Some(mut z) = self.mccp.take() {
+            let tail = z.finish();
+            self.enqueue(Bytes::from(tail), ctx);
+        }
+        let options = self.parser.snapshot_options();
+        let out = self.out.clone();
+        ctx.wait(
+            async move {
+                let until = tokio::time::Instant::now() + CLOSE_FLUSH_TIMEOUT;
+                while out.as_ref().is_some_and(|o| o.queued() > 0) {
+                    if tokio::time::Instant::now() >= until {
+                        return false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                true
+            }
+            .into_actor(self)
+            .map(move |written, act, ctx| {
+                let fd = act.gauge.duplicate();
+                act.out = None;
+                if let Some(writer) = act.writer.take() {
+                    writer.abort();
+                }
+                match fd {
+                    Some(Ok(fd)) if written => {
+                        act.handed_over = true;
+                        slot.answer(Some((
+                            fd,
+                            TelnetHandover {
+                                fd: -1,
+                                peer: act.peer,
+                                options,
+                                compressing,
+                            },
+                        )));
+                    }
+                    _ => {
+                        log::info!(
+                            "telnet session {:?}: output not written in time; not handed over",
+                            act.sessid
+                        );
+                        slot.answer(None);
+                    }
+                }
+                ctx.stop();
+            }),
+        );
     }
 
     /// Queues bytes for the client, compressed once MCCP2 is on.
@@ -528,6 +648,11 @@ impl Actor for TelnetSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if self.sessid.is_some() {
+            // Handed over by the previous Portal image: registered and negotiated.
+            ctx.run_interval(KEEPALIVE_INTERVAL, |act, ctx| act.write(&[IAC, NOP], ctx));
+            return;
+        }
         let open = OpenSession {
             protocol_key: self.protocol_key,
             address: self.peer.ip().to_string(),
@@ -562,6 +687,10 @@ impl Actor for TelnetSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
+        if self.handed_over {
+            // The connection lives on in the next image.
+            return;
+        }
         if let Some(writer) = self.writer.take() {
             actix_rt::spawn(finish_writer(writer));
         }
@@ -677,6 +806,7 @@ impl Handler<ToSession> for TelnetSession {
                 self.flags.adopt_user_options(&flags);
             }
             ToSession::Close { reason } => self.close(&reason, ctx),
+            ToSession::HandOver(slot) => self.hand_over(slot, ctx),
         }
     }
 }

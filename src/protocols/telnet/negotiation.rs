@@ -83,6 +83,15 @@ impl Negotiator {
         }
     }
 
+    /// A negotiator for a connection whose negotiation another Portal process
+    /// finished: nothing is offered or awaited.
+    pub fn resumed(mssp: MsspInfo) -> Self {
+        Self {
+            settled: true,
+            ..Self::new(mssp)
+        }
+    }
+
     /// The opening offers; registers every supported option with `parser`.
     pub fn offer(&mut self, parser: &mut TelnetParser) -> Vec<u8> {
         parser.support_local(OPT_ECHO);

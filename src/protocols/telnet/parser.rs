@@ -160,6 +160,19 @@ struct Step {
     report: Option<bool>,
 }
 
+/// What one option's negotiation came to, as [`TelnetParser::snapshot_options`]
+/// records it for a connection that moves to another Portal process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OptionSnapshot {
+    pub option: u8,
+    /// Enabled on our side (we sent WILL and the client agreed).
+    pub local: bool,
+    /// Enabled on the client's side.
+    pub remote: bool,
+    pub local_supported: bool,
+    pub remote_supported: bool,
+}
+
 /// One side (ours or the client's) of one option.
 #[derive(Debug, Clone, Copy, Default)]
 struct Side {
@@ -171,6 +184,18 @@ struct Side {
     supported: bool,
     /// The last state reported through an event, so `OptionEnabled` never repeats.
     reported_enabled: bool,
+}
+
+impl Side {
+    /// A side whose negotiation is over, as another process left it.
+    fn agreed(enabled: bool, supported: bool) -> Self {
+        Self {
+            state: if enabled { QState::Yes } else { QState::No },
+            opposite: false,
+            supported,
+            reported_enabled: enabled,
+        }
+    }
 }
 
 impl Side {
@@ -416,6 +441,39 @@ impl TelnetParser {
 
     pub fn is_remote_enabled(&self, option: u8) -> bool {
         self.entry(option).remote.state == QState::Yes
+    }
+
+    /// What both sides have agreed to, for every option either side supports
+    /// or has enabled: enough for another process to carry on the connection.
+    /// Negotiations still in flight count as not agreed.
+    pub fn snapshot_options(&self) -> Vec<OptionSnapshot> {
+        (0..=u8::MAX)
+            .filter_map(|option| {
+                let e = self.entry(option);
+                let snapshot = OptionSnapshot {
+                    option,
+                    local: e.local.state == QState::Yes,
+                    remote: e.remote.state == QState::Yes,
+                    local_supported: e.local.supported,
+                    remote_supported: e.remote.supported,
+                };
+                (snapshot.local
+                    || snapshot.remote
+                    || snapshot.local_supported
+                    || snapshot.remote_supported)
+                    .then_some(snapshot)
+            })
+            .collect()
+    }
+
+    /// Takes over what [`Self::snapshot_options`] recorded in another process,
+    /// without sending anything and without reporting the options again.
+    pub fn restore_options(&mut self, snapshot: &[OptionSnapshot]) {
+        for s in snapshot {
+            let e = self.entry_mut(s.option);
+            e.local = Side::agreed(s.local, s.local_supported);
+            e.remote = Side::agreed(s.remote, s.remote_supported);
+        }
     }
 
     /// True while part of a line has arrived without its line end (a reader
@@ -1721,6 +1779,43 @@ mod tests {
         );
         assert!(p.is_local_enabled(GMCP));
         assert!(!p.is_remote_enabled(GMCP));
+    }
+
+    #[test]
+    fn agreed_options_carry_over_to_a_new_parser_without_a_word_on_the_wire() {
+        let mut old = parser();
+        old.support_remote(GMCP);
+        old.support_local(TTYPE);
+        old.request_remote(GMCP, true);
+        feed(&mut old, &[IAC, WILL, GMCP]);
+        assert!(old.is_remote_enabled(GMCP));
+        let snapshot = old.snapshot_options();
+
+        let mut new = parser();
+        new.restore_options(&snapshot);
+        assert!(new.is_remote_enabled(GMCP));
+        assert!(!new.is_local_enabled(TTYPE));
+        // The client's next GMCP message is read as one, and its repeated WILL
+        // is not answered again.
+        let mut sb = vec![IAC, SB, GMCP];
+        sb.extend_from_slice(b"Core.Ping");
+        sb.extend_from_slice(&[IAC, SE]);
+        assert!(matches!(
+            feed(&mut new, &sb).as_slice(),
+            [TelnetEvent::Subnegotiation { option: GMCP, .. }]
+        ));
+        assert_eq!(feed(&mut new, &[IAC, WILL, GMCP]), vec![]);
+        // A DO for a supported option not yet agreed is still agreed to.
+        assert_eq!(
+            feed(&mut new, &[IAC, DO, TTYPE]),
+            vec![
+                send(&[IAC, WILL, TTYPE]),
+                TelnetEvent::OptionEnabled {
+                    option: TTYPE,
+                    local: true
+                }
+            ]
+        );
     }
 
     #[test]
