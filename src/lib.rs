@@ -8,7 +8,7 @@
 //!   session actor) and telnet over TLS; the websocket session and the web client page;
 //!   colour markup.
 //! - [`actors::portal`]: the Portal process: session handler, link listener, Server
-//!   supervisor, HTTP servers.
+//!   supervisor, HTTP servers, the client sockets' kernel side.
 //! - [`actors::server`]: the Server process: session handler, sessions, accounts and their
 //!   puppet rules, the world, throttles, link client.
 //! - [`actors::db`]: the SyncArbiter that runs every diesel query and password hash.

@@ -137,8 +137,8 @@ pub struct PortalSettings {
     /// is disconnected. `0` turns it off.
     pub output_stall_timeout: u64,
     /// Bytes of kernel send buffer each client socket may use (`SO_SNDBUF`; Linux
-    /// doubles the value for its bookkeeping). `0` leaves the kernel's autotuning,
-    /// several MB per socket, alone.
+    /// doubles the value for its bookkeeping, and caps it at `net.core.wmem_max`).
+    /// `0` leaves the kernel's autotuning, several MB per socket, alone.
     pub socket_send_buffer: usize,
     /// Input lines kept per session while the Server is away (reload, crash).
     pub input_queue_limit: usize,
