@@ -613,3 +613,37 @@ async fn a_tab_that_stops_reading_is_closed_after_the_stall_timeout_and_a_readin
     send(&mut reader, r#"["text", ["who"], {}]"#).await;
     expect_answering_pings(&mut reader, "Reed").await;
 }
+
+#[actix_rt::test]
+async fn a_web_page_comes_back_logged_in_after_the_portal_upgrades_itself() {
+    let game = Game::start_from_copy(&[]);
+    let (mut telnet, mut ws, token) = web_and_telnet_in_limbo(&game, "Wanda", "Tess").await;
+    let fresh = game.program().with_extension("new");
+    std::fs::copy(env!("CARGO_BIN_EXE_gatehouse"), &fresh).unwrap();
+    std::fs::rename(&fresh, game.program()).unwrap();
+
+    let upgrade = game.cli(&["upgrade"]);
+    assert!(
+        upgrade.status.success(),
+        "{}",
+        String::from_utf8_lossy(&upgrade.stderr)
+    );
+    // The old Portal image closed the tab's connection; the page comes back
+    // with its token, as it does after any drop.
+    let end = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(end, ws.next()).await {
+            Ok(Some(Ok(Frame::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("the upgrade left the old connection open"),
+        }
+    }
+    let mut back = connect_with_token(&game, &token).await;
+    expect(&mut back, "logged_in").await;
+    send(&mut back, r#"["text", ["look"], {}]"#).await;
+    expect(&mut back, "Exits:").await;
+    send(&mut back, r#"["text", ["say still here"], {}]"#).await;
+    let heard = telnet.expect("Wanda says, \"still here\"");
+    assert!(!heard.contains("has left the game"), "{heard}");
+    assert!(!heard.contains("Server restarted"), "{heard}");
+}
