@@ -532,6 +532,21 @@ pub async fn run(options: PortalOptions) -> Result<(), PortalError> {
     Ok(())
 }
 
+/// The signals the control loop handles.
+fn control_signals() -> nix::sys::signal::SigSet {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for signal in [
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR2,
+    ] {
+        set.add(signal);
+    }
+    set
+}
+
 async fn forward_signals(control: mpsc::UnboundedSender<ControlEvent>) {
     let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut usr2)) = (
         signal(SignalKind::hangup()),
@@ -542,6 +557,11 @@ async fn forward_signals(control: mpsc::UnboundedSender<ControlEvent>) {
         log::error!("cannot install signal handlers; use the in-game commands");
         return;
     };
+    // Blocked by the previous image across an upgrade's exec; any that came
+    // meanwhile is delivered now.
+    if let Err(e) = control_signals().thread_unblock() {
+        log::warn!("cannot unblock the control signals: {e}");
+    }
     loop {
         let event = tokio::select! {
             _ = hup.recv() => ControlEvent::Reload,
@@ -652,6 +672,9 @@ async fn hand_over(
     if let Err(e) = prepared {
         return e.to_string();
     }
+    // A control signal in the instant between the exec and the new image's
+    // handlers would kill the process: it waits, blocked, for the new image.
+    let _ = control_signals().thread_block();
     let failed = handover::exec(program, args, &path);
     log::error!(
         "cannot exec {}: {failed}; going back to this binary",
