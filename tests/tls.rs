@@ -59,6 +59,15 @@ fn tls_game(pair: &Pair) -> (Game, u16) {
 
 /// As [`tls_game`], with more settings.
 fn tls_game_with(pair: &Pair, settings: &[(&str, &str)]) -> (Game, u16) {
+    tls_game_started(pair, settings, Game::start)
+}
+
+/// As [`tls_game_with`], started by `start`.
+fn tls_game_started(
+    pair: &Pair,
+    settings: &[(&str, &str)],
+    start: fn(&[(&str, &str)]) -> Game,
+) -> (Game, u16) {
     let cert = pair.cert.to_str().unwrap();
     let key = pair.key.to_str().unwrap();
     let mut env = vec![
@@ -67,7 +76,7 @@ fn tls_game_with(pair: &Pair, settings: &[(&str, &str)]) -> (Game, u16) {
         ("GATEHOUSE__PORTAL__SSL_PORTS", "[0]"),
     ];
     env.extend_from_slice(settings);
-    let game = Game::start(&env);
+    let game = start(&env);
     let ports = GameDir::new(game.path()).read_ports().unwrap();
     assert_eq!(ports.ssl.len(), 1, "{ports:?}");
     let port = ports.ssl[0];
@@ -343,4 +352,35 @@ fn the_portal_server_link_can_run_over_tls() {
         (log.contains("cannot reach the Portal") && log.contains("certificate")).then_some(())
     });
     assert!(!other.status().contains("server_connected = true"));
+}
+
+/// TLS keys cannot move to another process on this kernel: a TLS player is
+/// told, its connection closes, and it connects again to the upgraded Portal.
+#[test]
+fn a_tls_player_is_told_to_reconnect_when_the_portal_upgrades_itself_and_can() {
+    let pair = self_signed();
+    let (game, port) = tls_game_started(&pair, &[], Game::start_from_copy);
+    let mut c = TlsClient::connect(port, &pair.der);
+    c.expect("create <username> <password>");
+    c.send(&format!("create Tamsin {PASSWORD}"));
+    c.expect("was created");
+    c.send(&format!("connect Tamsin {PASSWORD}"));
+    c.expect("You are logged in.");
+    let fresh = game.program().with_extension("new");
+    std::fs::copy(env!("CARGO_BIN_EXE_gatehouse"), &fresh).unwrap();
+    std::fs::rename(&fresh, game.program()).unwrap();
+
+    let upgrade = game.cli(&["upgrade"]);
+    assert!(
+        upgrade.status.success(),
+        "{}",
+        String::from_utf8_lossy(&upgrade.stderr)
+    );
+    c.expect("please connect again in a moment.");
+    expect_closed(c.stream.get_mut());
+
+    let mut again = TlsClient::connect(port, &pair.der);
+    again.expect("create <username> <password>");
+    again.send(&format!("connect Tamsin {PASSWORD}"));
+    again.expect("You are logged in.");
 }
