@@ -366,16 +366,7 @@ fn a_tls_player_is_told_to_reconnect_when_the_portal_upgrades_itself_and_can() {
     c.expect("was created");
     c.send(&format!("connect Tamsin {PASSWORD}"));
     c.expect("You are logged in.");
-    let fresh = game.program().with_extension("new");
-    std::fs::copy(env!("CARGO_BIN_EXE_gatehouse"), &fresh).unwrap();
-    std::fs::rename(&fresh, game.program()).unwrap();
-
-    let upgrade = game.cli(&["upgrade"]);
-    assert!(
-        upgrade.status.success(),
-        "{}",
-        String::from_utf8_lossy(&upgrade.stderr)
-    );
+    game.upgrade_to_a_new_build();
     c.expect("please connect again in a moment.");
     expect_closed(c.stream.get_mut());
 

@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{wait_for, Client, Game, DEADLINE};
@@ -162,14 +161,6 @@ fn exe(pid: u32) -> String {
         .to_string()
 }
 
-/// Installs a new build over the running one, as `cp` to a temporary name and
-/// `mv` would: a new file, while the old one lives on only in the process.
-fn install_new_binary(program: &Path) {
-    let fresh = program.with_extension("new");
-    std::fs::copy(env!("CARGO_BIN_EXE_gatehouse"), &fresh).unwrap();
-    std::fs::rename(&fresh, program).unwrap();
-}
-
 #[test]
 fn an_upgrade_replaces_the_portal_binary_while_players_type_and_nobody_notices() {
     let game = Game::start_from_copy(&[("GATEHOUSE__PORTAL__MAX_COMMAND_RATE", "0")]);
@@ -184,7 +175,7 @@ fn an_upgrade_replaces_the_portal_binary_while_players_type_and_nobody_notices()
     let portal = game.portal_pid();
     let server = game.server_pid();
 
-    install_new_binary(game.program());
+    game.install_new_build();
     assert!(
         exe(portal).ends_with("(deleted)"),
         "the Portal runs the old build"

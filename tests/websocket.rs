@@ -618,16 +618,7 @@ async fn a_tab_that_stops_reading_is_closed_after_the_stall_timeout_and_a_readin
 async fn a_web_page_comes_back_logged_in_after_the_portal_upgrades_itself() {
     let game = Game::start_from_copy(&[]);
     let (mut telnet, mut ws, token) = web_and_telnet_in_limbo(&game, "Wanda", "Tess").await;
-    let fresh = game.program().with_extension("new");
-    std::fs::copy(env!("CARGO_BIN_EXE_gatehouse"), &fresh).unwrap();
-    std::fs::rename(&fresh, game.program()).unwrap();
-
-    let upgrade = game.cli(&["upgrade"]);
-    assert!(
-        upgrade.status.success(),
-        "{}",
-        String::from_utf8_lossy(&upgrade.stderr)
-    );
+    game.upgrade_to_a_new_build();
     // The old Portal image closed the tab's connection; the page comes back
     // with its token, as it does after any drop.
     let end = tokio::time::Instant::now() + DEADLINE;

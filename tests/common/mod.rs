@@ -98,6 +98,27 @@ impl Game {
         &self.program
     }
 
+    /// Installs a new build over the binary the game runs from: a new file, as
+    /// `cp` to a temporary name and `mv` make, while the old one lives on only
+    /// in the running Portal.
+    pub fn install_new_build(&self) {
+        let fresh = self.program.with_extension("new");
+        std::fs::copy(bin(), &fresh).expect("copy the new build");
+        std::fs::rename(&fresh, &self.program).expect("install the new build");
+    }
+
+    /// [`Game::install_new_build`], then `gatehouse upgrade`, which must succeed.
+    pub fn upgrade_to_a_new_build(&self) {
+        self.install_new_build();
+        let upgrade = self.cli(&["upgrade"]);
+        assert!(
+            upgrade.status.success(),
+            "gatehouse upgrade failed: {}{}",
+            String::from_utf8_lossy(&upgrade.stdout),
+            String::from_utf8_lossy(&upgrade.stderr)
+        );
+    }
+
     /// The Portal's pid (the process the test started).
     pub fn portal_pid(&self) -> u32 {
         self.child.as_ref().expect("a running Portal").id()
