@@ -261,8 +261,8 @@ impl WorldState {
 /// commits them. Plain state, tested without a `System`.
 #[derive(Debug, Default)]
 pub struct SaveQueue {
-    /// Newest first-hand state per character, in id order (a save writes the
-    /// rows in one order, so two saves could never deadlock each other).
+    /// The newest state per character, in id order, so every save takes its
+    /// rows' locks in the same order.
     unsaved: BTreeMap<CharacterId, CharacterSave>,
     /// The save under way, if any: what goes back to `unsaved` if it fails.
     writing: Option<Vec<CharacterSave>>,
