@@ -445,6 +445,44 @@ mod tests {
     }
 
     #[test]
+    fn busy_locked_and_lost_connections_are_transient_and_the_rest_is_not() {
+        use diesel::result::{DatabaseErrorKind as Kind, Error as E};
+        let db = |kind, message: &str| {
+            DbError::Query(E::DatabaseError(kind, Box::new(message.to_owned())))
+        };
+        for transient in [
+            db(Kind::Unknown, "database is locked"),
+            db(Kind::Unknown, "database table is locked"),
+            db(Kind::Unknown, "deadlock detected"),
+            db(Kind::SerializationFailure, "could not serialize access"),
+            db(Kind::ClosedConnection, "server closed the connection"),
+            DbError::Query(E::BrokenTransactionManager),
+        ] {
+            assert!(transient.is_transient(), "{transient}");
+        }
+        for permanent in [
+            db(Kind::Unknown, "database or disk is full"),
+            db(Kind::UniqueViolation, "UNIQUE constraint failed"),
+            DbError::NameTaken,
+            DbError::CharacterNotFound,
+            DbError::Unavailable("mailbox closed".to_owned()),
+        ] {
+            assert!(!permanent.is_transient(), "{permanent}");
+        }
+        // No connection free in time: the pool's own timeout.
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::Sqlite(dir.path().join("db.sqlite3"));
+        let pool = open_pool(&target, 1).unwrap();
+        let writer = open_write_pool(&target, &pool, std::time::Duration::from_millis(10)).unwrap();
+        let _held = writer.get().unwrap();
+        let Err(busy) = writer.get() else {
+            panic!("a second writer got the one connection");
+        };
+        let busy = DbError::from(busy);
+        assert!(busy.is_transient(), "{busy}");
+    }
+
+    #[test]
     fn zero_pool_size_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let err = open_pool(&DatabaseTarget::Sqlite(dir.path().join("db.sqlite3")), 0).unwrap_err();
