@@ -243,6 +243,37 @@ fn while_the_database_is_locked_logins_and_creations_fail_clearly_and_recover() 
     assert!(bystander.who().contains("3 unique accounts logged in."));
 }
 
+#[test]
+fn a_login_whose_account_cannot_be_loaded_is_told_so_and_welcomed_once_it_can() {
+    let game = Game::start(&[]);
+    let mut first = game.connect();
+    first.create_and_login("Una", PASSWORD);
+    // Her account actor stops with her last session, so the next login loads it anew.
+    first.send("quit");
+    first.expect_closed();
+
+    // The password check reads `accounts` only; loading the account also needs
+    // `characters`, which an operator's migration has taken away for a moment.
+    let url = database(&game).display().to_string();
+    let mut operator = SqliteConnection::establish(&url).unwrap();
+    operator
+        .batch_execute(
+            "PRAGMA busy_timeout = 10000; ALTER TABLE characters RENAME TO characters_away",
+        )
+        .unwrap();
+    let mut late = game.connect();
+    late.expect("create <username> <password>");
+    late.send(&format!("connect Una {PASSWORD}"));
+    late.expect("The game cannot load your account right now; please try again in a moment.");
+
+    operator
+        .batch_execute("ALTER TABLE characters_away RENAME TO characters")
+        .unwrap();
+    late.expect("You are logged in.");
+    late.send("look");
+    late.expect("Exits:");
+}
+
 /// Lowers (or lifts, with `None`) the size any file of process `pid` may grow to,
 /// as a full disk or a quota would.
 fn limit_file_size(pid: i32, bytes: Option<u64>) {
