@@ -1,6 +1,6 @@
 //! Fault injection against the real binary: the Server killed under load, the link
-//! cut and restored, a login caught half-way, the database locked and its files
-//! unable to grow. Each test checks what players would notice: who stays connected,
+//! cut and restored, a login caught half-way, the database locked, a table it
+//! needs taken away for a moment, and its files unable to grow. Each test checks what players would notice: who stays connected,
 //! who is logged in as whom, what they are told, and that no account is lost.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
