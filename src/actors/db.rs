@@ -63,7 +63,9 @@ pub struct DbExecutor {
 /// everything that changes the database (see [`crate::models::open_write_pool`]).
 #[derive(Clone)]
 pub struct DbPools {
+    /// Reads, and the reading half of a login, a creation or a password change.
     pub read: DbPool,
+    /// Every write; on SQLite one connection.
     pub write: DbPool,
 }
 
@@ -83,6 +85,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Pauses from `first`, doubling up to `max`.
     pub fn new(first: Duration, max: Duration) -> Self {
         Self {
             next: first,

@@ -271,7 +271,10 @@ impl Character {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CharacterSave {
     pub character: CharacterId,
+    /// The room it stands in now; `None`: unchanged.
     pub location: Option<RoomId>,
+    /// The account that last started playing it, and when (unix
+    /// milliseconds); `None`: unchanged.
     pub puppeted: Option<(AccountId, i64)>,
 }
 
