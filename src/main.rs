@@ -243,8 +243,8 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
                     first
                 }
             };
-            let pool = server::open_database(&game, &settings)?;
-            let mut conn = pool.get()?;
+            let pools = server::open_database(&game, &settings)?;
+            let mut conn = pools.write.get()?;
             let now = i64::try_from(gatehouse::session::now_millis())?;
             let account = Account::create(
                 &mut conn,

@@ -218,6 +218,16 @@ pub struct DatabaseSettings {
     pub url: String,
     /// Database connections, and threads of the blocking executor.
     pub pool_size: u32,
+    /// Seconds a write a player waits for (a login, a new account or
+    /// character, a password change) is tried again while it fails for a
+    /// transient reason (a busy SQLite file, a lost PostgreSQL connection)
+    /// before the player is told it failed. Writes nobody waits for (where
+    /// characters stand) are tried until they commit.
+    pub write_timeout: f64,
+    /// Seconds between two writes of the characters' rooms: every move in
+    /// between is kept in memory and the newest room of each character is
+    /// written in one transaction. A crash loses at most this much walking.
+    pub save_interval: f64,
 }
 
 impl Default for DatabaseSettings {
@@ -225,7 +235,21 @@ impl Default for DatabaseSettings {
         Self {
             url: "sqlite://server/gatehouse.db".to_owned(),
             pool_size: 8,
+            write_timeout: 10.0,
+            save_interval: 0.2,
         }
+    }
+}
+
+impl DatabaseSettings {
+    /// `write_timeout` as a duration.
+    pub fn write_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.write_timeout)
+    }
+
+    /// `save_interval` as a duration.
+    pub fn save_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.save_interval)
     }
 }
 
@@ -419,6 +443,18 @@ impl Settings {
         }
         if self.database.pool_size == 0 {
             return Err(invalid("database.pool_size", "must be at least 1".into()));
+        }
+        if !(self.database.write_timeout > 0.0 && self.database.write_timeout <= 300.0) {
+            return Err(invalid(
+                "database.write_timeout",
+                "must be more than 0 and at most 300 seconds".into(),
+            ));
+        }
+        if !(self.database.save_interval > 0.0 && self.database.save_interval <= 60.0) {
+            return Err(invalid(
+                "database.save_interval",
+                "must be more than 0 and at most 60 seconds".into(),
+            ));
         }
         if self.client.default_width == 0 || self.client.default_height == 0 {
             return Err(invalid(
@@ -630,6 +666,7 @@ fn toml_to_config(v: toml::Value) -> config::Value {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::time::Duration;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -667,6 +704,8 @@ mod tests {
         assert_eq!(s.server.idle_command, "idle");
         assert_eq!(s.database.url, "sqlite://server/gatehouse.db");
         assert_eq!(s.database.pool_size, 8);
+        assert_eq!(s.database.write_timeout, 10.0);
+        assert_eq!(s.database.save_interval, 0.2);
         assert_eq!(s.throttle.login_limit, 5);
         assert_eq!(s.throttle.login_timeout, 300);
         assert_eq!(s.throttle.creation_limit, 2);
@@ -783,6 +822,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn database_timings_out_of_range_are_refused_with_their_keys() {
+        for (var, value, key) in [
+            (
+                "GATEHOUSE__DATABASE__WRITE_TIMEOUT",
+                "0",
+                "database.write_timeout",
+            ),
+            (
+                "GATEHOUSE__DATABASE__WRITE_TIMEOUT",
+                "nan",
+                "database.write_timeout",
+            ),
+            (
+                "GATEHOUSE__DATABASE__SAVE_INTERVAL",
+                "-1",
+                "database.save_interval",
+            ),
+            (
+                "GATEHOUSE__DATABASE__SAVE_INTERVAL",
+                "61",
+                "database.save_interval",
+            ),
+        ] {
+            let err = Settings::load_from(Path::new("/nonexistent"), false, env(&[(var, value)]))
+                .unwrap_err();
+            assert!(err.to_string().contains(key), "{var}={value}: {err}");
+        }
+        let ok = Settings::load_from(
+            Path::new("/nonexistent"),
+            false,
+            env(&[("GATEHOUSE__DATABASE__SAVE_INTERVAL", "0.05")]),
+        )
+        .unwrap();
+        assert_eq!(ok.database.save_interval(), Duration::from_millis(50));
     }
 
     #[test]

@@ -432,13 +432,22 @@ async fn start_server(
     let portal = TcpListener::bind("127.0.0.1:0").await.unwrap();
     settings.portal.link_addr = portal.local_addr().unwrap().to_string();
     settings.database.pool_size = 2;
-    let pool = server::open_database(&game, &settings).unwrap();
+    let pools = server::open_database(&game, &settings).unwrap();
     for name in accounts {
-        Account::create(&mut pool.get().unwrap(), name, "password-1", false, 8, 0).unwrap();
+        Account::create(
+            &mut pools.write.get().unwrap(),
+            name,
+            "password-1",
+            false,
+            8,
+            0,
+        )
+        .unwrap();
     }
     let db = db::start(
-        pool,
+        pools,
         2,
+        settings.database.write_timeout(),
         gatehouse::actors::server::metrics::ServerMetrics::new(),
     );
     let (stop, _stop_rx) = mpsc::unbounded_channel();

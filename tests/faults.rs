@@ -1,6 +1,6 @@
 //! Fault injection against the real binary: the Server killed under load, the link
-//! cut and restored, a login caught half-way, the database locked and its files
-//! unable to grow. Each test checks what players would notice: who stays connected,
+//! cut and restored, a login caught half-way, the database locked, a table it
+//! needs taken away for a moment, and its files unable to grow. Each test checks what players would notice: who stays connected,
 //! who is logged in as whom, what they are told, and that no account is lost.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -234,6 +234,37 @@ fn while_the_database_is_locked_logins_and_creations_fail_clearly_and_recover() 
     late.send(&format!("connect Cid {PASSWORD}"));
     late.expect("You are logged in.");
     assert!(bystander.who().contains("3 unique accounts logged in."));
+}
+
+#[test]
+fn a_login_whose_account_cannot_be_loaded_is_told_so_and_welcomed_once_it_can() {
+    let game = Game::start(&[]);
+    let mut first = game.connect();
+    first.create_and_login("Una", PASSWORD);
+    // Her account actor stops with her last session, so the next login loads it anew.
+    first.send("quit");
+    first.expect_closed();
+
+    // The password check reads `accounts` only; loading the account also needs
+    // `characters`, which an operator's migration has taken away for a moment.
+    let url = database(&game).display().to_string();
+    let mut operator = SqliteConnection::establish(&url).unwrap();
+    operator
+        .batch_execute(
+            "PRAGMA busy_timeout = 10000; ALTER TABLE characters RENAME TO characters_away",
+        )
+        .unwrap();
+    let mut late = game.connect();
+    late.expect("create <username> <password>");
+    late.send(&format!("connect Una {PASSWORD}"));
+    late.expect("The game cannot load your account right now; please try again in a moment.");
+
+    operator
+        .batch_execute("ALTER TABLE characters_away RENAME TO characters")
+        .unwrap();
+    late.expect("You are logged in.");
+    late.send("look");
+    late.expect("Exits:");
 }
 
 /// Lowers (or lifts, with `None`) the size any file of process `pid` may grow to,

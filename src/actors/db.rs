@@ -8,18 +8,27 @@
 //! records ([`RoomRecord`], [`ExitRecord`], [`CharacterRecord`]) so that no
 //! diesel type leaves this file. The logic lives in [`crate::models`]; the
 //! handlers only check out a connection and call it.
+//!
+//! Reads (and password hashing) use the pool. Writes use the write pool (on
+//! SQLite its one connection, so they take turns instead of fighting over
+//! SQLite's lock) and are tried again with [`Backoff`] while they fail for a
+//! transient reason ([`DbError::is_transient`]), for up to
+//! `database.write_timeout`; only then does the caller hear of the failure.
+//! A write a player waits for hashes before it queues for the writer, so the
+//! slow part never holds anyone else's write back.
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
 use crate::actors::server::metrics::ServerMetrics;
 use crate::models::account::Account;
 use crate::models::character::Character;
+pub use crate::models::character::CharacterSave;
 use crate::models::world::{self, Exit, Room, LIMBO};
-use crate::models::{DbConn, DbError, DbPool};
+use crate::models::{DbConn, DbConnection, DbError, DbPool};
 use crate::session::{now_millis, AccountId, CharacterId, RoomId};
 
 /// What the rest of the Server knows about an account: no hash, no
@@ -41,10 +50,66 @@ impl From<&Account> for AccountRecord {
     }
 }
 
-/// The SyncArbiter actor; each of its threads holds a handle to the one pool.
+/// The SyncArbiter actor; each of its threads holds a handle to both pools.
 pub struct DbExecutor {
     pool: DbPool,
+    writer: DbPool,
+    write_timeout: Duration,
     metrics: Arc<ServerMetrics>,
+}
+
+/// The pools the executor works with: `read` for queries that only read (and
+/// the connection a password check reads its account with), `write` for
+/// everything that changes the database (see [`crate::models::open_write_pool`]).
+#[derive(Clone)]
+pub struct DbPools {
+    /// Reads, and the reading half of a login, a creation or a password change.
+    pub read: DbPool,
+    /// Every write; on SQLite one connection.
+    pub write: DbPool,
+}
+
+/// The first pause before a failed write is tried again.
+const WRITE_RETRY_FIRST: Duration = Duration::from_millis(10);
+/// The longest pause between two attempts of a write.
+const WRITE_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// Pauses between attempts: from `first`, doubling up to `max`. Each pause is
+/// drawn between half and all of that, so writers that failed together do not
+/// all come back at the same moment.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    first: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Pauses from `first`, doubling up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Self {
+            next: first,
+            first,
+            max,
+        }
+    }
+
+    /// The longest pause the next [`Backoff::pause`] may be.
+    pub fn peek(&self) -> Duration {
+        self.next
+    }
+
+    /// The next pause; the one after it is twice as long, up to `max`.
+    pub fn pause(&mut self) -> Duration {
+        let ceiling = self.next;
+        self.next = (self.next * 2).min(self.max);
+        ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
+    }
+
+    /// Starts again from `first` (after a success).
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
 }
 
 /// Records how long one query took when it goes out of scope, however the
@@ -70,6 +135,44 @@ impl DbExecutor {
         Ok(self.pool.get()?)
     }
 
+    /// Runs `write` on the writer's connection, and again after a pause each
+    /// time it fails for a transient reason, until it succeeds, fails for
+    /// good, or the next attempt would start after `write_timeout`. Each
+    /// attempt is a transaction of its own (or one statement), so a failed
+    /// one has left nothing behind.
+    fn write<T>(
+        &self,
+        query: &'static str,
+        mut write: impl FnMut(&mut DbConnection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let deadline = Instant::now() + self.write_timeout;
+        let mut backoff = Backoff::new(WRITE_RETRY_FIRST, WRITE_RETRY_MAX);
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .writer
+                .get()
+                .map_err(DbError::from)
+                .and_then(|mut conn| write(&mut conn));
+            match result {
+                Err(e) if e.is_transient() && Instant::now() + backoff.peek() < deadline => {
+                    let pause = backoff.pause();
+                    log::debug!("{query}: attempt {attempt} failed ({e}); again in {pause:?}");
+                    self.metrics.db_write_retry(query);
+                    std::thread::sleep(pause);
+                    attempt += 1;
+                }
+                Ok(done) => {
+                    if attempt > 1 {
+                        log::info!("{query}: written at attempt {attempt}");
+                    }
+                    return Ok(done);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn timer(&self, query: &'static str) -> QueryTimer<'_> {
         QueryTimer {
             metrics: &self.metrics,
@@ -80,12 +183,20 @@ impl DbExecutor {
 }
 
 /// Starts `threads` executor threads (at least one, since none would leave
-/// every message waiting forever) sharing `pool`, timing every query into
-/// `metrics`. Call it inside a running actix `System`. More threads than the
-/// pool has connections only wait.
-pub fn start(pool: DbPool, threads: usize, metrics: Arc<ServerMetrics>) -> Addr<DbExecutor> {
+/// every message waiting forever) sharing `pools`, trying each write for up
+/// to `write_timeout`, and timing every query into `metrics`. Call it inside a
+/// running actix `System`. More threads than the pool has connections only
+/// wait.
+pub fn start(
+    pools: DbPools,
+    threads: usize,
+    write_timeout: Duration,
+    metrics: Arc<ServerMetrics>,
+) -> Addr<DbExecutor> {
     SyncArbiter::start(threads.max(1), move || DbExecutor {
-        pool: pool.clone(),
+        pool: pools.read.clone(),
+        writer: pools.write.clone(),
+        write_timeout,
         metrics: Arc::clone(&metrics),
     })
 }
@@ -128,15 +239,15 @@ impl Handler<CreateAccount> for DbExecutor {
 
     fn handle(&mut self, msg: CreateAccount, _: &mut Self::Context) -> Self::Result {
         let _timed = self.timer("create_account");
-        let mut conn = self.conn()?;
-        let account = Account::create(
-            &mut conn,
+        let prepared = Account::prepare(
+            &mut *self.conn()?,
             &msg.name,
             &msg.password,
             msg.superuser,
             msg.min_password_length,
             now_db_millis(),
         )?;
+        let account = self.write("create_account", |conn| prepared.insert(conn))?;
         log::info!(
             "account created: account={} name={} superuser={}",
             account.id,
@@ -169,9 +280,15 @@ impl Handler<Authenticate> for DbExecutor {
 
     fn handle(&mut self, msg: Authenticate, _: &mut Self::Context) -> Self::Result {
         let _timed = self.timer("authenticate");
-        let mut conn = self.conn()?;
-        let account = Account::authenticate(&mut conn, &msg.name, &msg.password, now_db_millis())?;
-        Ok(account.as_ref().map(AccountRecord::from))
+        let Some(account) = Account::check_login(&mut *self.conn()?, &msg.name, &msg.password)?
+        else {
+            return Ok(None);
+        };
+        let now = now_db_millis();
+        self.write("record_login", |conn| {
+            Account::record_login(conn, account.account_id(), now)
+        })?;
+        Ok(Some(AccountRecord::from(&account)))
     }
 }
 
@@ -221,18 +338,19 @@ impl Handler<ChangePassword> for DbExecutor {
 
     fn handle(&mut self, msg: ChangePassword, _: &mut Self::Context) -> Self::Result {
         let _timed = self.timer("change_password");
-        let mut conn = self.conn()?;
-        let changed = Account::change_password(
-            &mut conn,
+        let Some(change) = Account::prepare_password_change(
+            &mut *self.conn()?,
             msg.account,
             &msg.old_password,
             &msg.new_password,
             msg.min_password_length,
-        )?;
-        if changed {
-            log::info!("password changed: account={}", msg.account);
-        }
-        Ok(changed)
+        )?
+        else {
+            return Ok(false);
+        };
+        self.write("change_password", |conn| change.store(conn))?;
+        log::info!("password changed: account={}", msg.account);
+        Ok(true)
     }
 }
 
@@ -359,16 +477,18 @@ impl Handler<CreateCharacter> for DbExecutor {
 
     fn handle(&mut self, msg: CreateCharacter, _: &mut Self::Context) -> Self::Result {
         let _timed = self.timer("create_character");
-        let mut conn = self.conn()?;
-        let character = Character::create(
-            &mut conn,
-            msg.account,
-            &msg.name,
-            &msg.description,
-            LIMBO,
-            msg.max_characters,
-            now_db_millis(),
-        )?;
+        let now = now_db_millis();
+        let character = self.write("create_character", |conn| {
+            Character::create(
+                conn,
+                msg.account,
+                &msg.name,
+                &msg.description,
+                LIMBO,
+                msg.max_characters,
+                now,
+            )
+        })?;
         log::info!(
             "character created: account={} character={} name={}",
             msg.account,
@@ -392,8 +512,9 @@ impl Handler<DeleteCharacter> for DbExecutor {
 
     fn handle(&mut self, msg: DeleteCharacter, _: &mut Self::Context) -> Self::Result {
         let _timed = self.timer("delete_character");
-        let mut conn = self.conn()?;
-        let deleted = Character::delete(&mut conn, msg.account, msg.character)?;
+        let deleted = self.write("delete_character", |conn| {
+            Character::delete(conn, msg.account, msg.character)
+        })?;
         if deleted {
             log::info!(
                 "character deleted: account={} character={}",
@@ -405,39 +526,23 @@ impl Handler<DeleteCharacter> for DbExecutor {
     }
 }
 
-/// Store where a character now stands.
+/// Store many characters' newest state (rooms, who last played them) in one
+/// transaction; answers how many rows were written. Rows whose character,
+/// room or account is gone are left out, so they never fail the rest.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<(), DbError>")]
-pub struct SetCharacterLocation {
-    pub character: CharacterId,
-    pub room: RoomId,
+#[rtype(result = "Result<usize, DbError>")]
+pub struct SaveCharacters {
+    pub saves: Vec<CharacterSave>,
 }
 
-impl Handler<SetCharacterLocation> for DbExecutor {
-    type Result = Result<(), DbError>;
+impl Handler<SaveCharacters> for DbExecutor {
+    type Result = Result<usize, DbError>;
 
-    fn handle(&mut self, msg: SetCharacterLocation, _: &mut Self::Context) -> Self::Result {
-        let _timed = self.timer("set_character_location");
-        let mut conn = self.conn()?;
-        Character::set_location(&mut conn, msg.character, msg.room)
-    }
-}
-
-/// Record that an account has just started playing a character.
-#[derive(Message, Debug)]
-#[rtype(result = "Result<(), DbError>")]
-pub struct MarkPuppeted {
-    pub character: CharacterId,
-    pub account: AccountId,
-}
-
-impl Handler<MarkPuppeted> for DbExecutor {
-    type Result = Result<(), DbError>;
-
-    fn handle(&mut self, msg: MarkPuppeted, _: &mut Self::Context) -> Self::Result {
-        let _timed = self.timer("mark_puppeted");
-        let mut conn = self.conn()?;
-        Character::mark_puppeted(&mut conn, msg.character, msg.account, now_db_millis())
+    fn handle(&mut self, msg: SaveCharacters, _: &mut Self::Context) -> Self::Result {
+        let _timed = self.timer("save_characters");
+        self.write("save_characters", |conn| {
+            Character::save_all(conn, &msg.saves)
+        })
     }
 }
 
@@ -445,11 +550,25 @@ impl Handler<MarkPuppeted> for DbExecutor {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::future::Future;
-    use std::time::Duration;
+
+    use diesel::connection::SimpleConnection;
+    use diesel::{Connection, SqliteConnection};
 
     use super::*;
-    use crate::models::{open_pool, run_migrations};
+    use crate::models::{open_pool, open_write_pool, run_migrations};
     use crate::settings::DatabaseTarget;
+
+    /// A migrated database at `target` behind an executor of two threads.
+    fn executor(target: &DatabaseTarget, write_timeout: Duration) -> (Addr<DbExecutor>, DbPool) {
+        let read = open_pool(target, 2).unwrap();
+        run_migrations(&read).unwrap();
+        let write = open_write_pool(target, &read, write_timeout).unwrap();
+        let pools = DbPools {
+            read: read.clone(),
+            write,
+        };
+        (start(pools, 2, write_timeout, ServerMetrics::new()), read)
+    }
 
     /// Generous for argon2 in a debug build on a slow CI machine, but a
     /// stuck executor still fails the test instead of hanging it.
@@ -465,13 +584,8 @@ mod tests {
     #[actix::test]
     async fn create_authenticate_and_change_password_through_messages() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(
-            &DatabaseTarget::Sqlite(dir.path().join("data/gatehouse.sqlite3")),
-            2,
-        )
-        .unwrap();
-        run_migrations(&pool).unwrap();
-        let db = start(pool, 2, ServerMetrics::new());
+        let target = DatabaseTarget::Sqlite(dir.path().join("data/gatehouse.sqlite3"));
+        let (db, _) = executor(&target, Duration::from_secs(10));
 
         let created = reply(db.send(CreateAccount {
             name: "Alice".to_owned(),
@@ -524,13 +638,8 @@ mod tests {
     #[actix::test]
     async fn characters_through_messages() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = open_pool(
-            &DatabaseTarget::Sqlite(dir.path().join("gatehouse.sqlite3")),
-            2,
-        )
-        .unwrap();
-        run_migrations(&pool).unwrap();
-        let db = start(pool, 2, ServerMetrics::new());
+        let target = DatabaseTarget::Sqlite(dir.path().join("gatehouse.sqlite3"));
+        let (db, _) = executor(&target, Duration::from_secs(10));
 
         let (rooms, exits) = reply(db.send(LoadWorld)).await.unwrap();
         assert_eq!(rooms[0].id, LIMBO);
@@ -566,18 +675,16 @@ mod tests {
         assert_eq!(loaded, std::slice::from_ref(&ariadne));
 
         let courtyard = up.room;
-        reply(db.send(SetCharacterLocation {
-            character: ariadne.id,
-            room: courtyard,
+        let saved = reply(db.send(SaveCharacters {
+            saves: vec![CharacterSave {
+                character: ariadne.id,
+                location: Some(courtyard),
+                puppeted: Some((alice.id, 5_000)),
+            }],
         }))
         .await
         .unwrap();
-        reply(db.send(MarkPuppeted {
-            character: ariadne.id,
-            account: alice.id,
-        }))
-        .await
-        .unwrap();
+        assert_eq!(saved, 2);
         let loaded = reply(db.send(LoadCharacters { account: alice.id }))
             .await
             .unwrap();
@@ -596,6 +703,78 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+    }
+
+    /// A write lock held by another process for longer than SQLite's busy
+    /// timeout: the write waits it out, is tried again, and commits once the
+    /// lock is gone, instead of failing.
+    #[actix::test]
+    async fn a_write_outlasting_the_busy_timeout_is_tried_again_until_it_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatehouse.sqlite3");
+        let (db, _) = executor(
+            &DatabaseTarget::Sqlite(path.clone()),
+            Duration::from_secs(60),
+        );
+        let alice = reply(db.send(CreateAccount {
+            name: "Alice".to_owned(),
+            password: "correct horse".to_owned(),
+            superuser: false,
+            min_password_length: 8,
+        }))
+        .await
+        .unwrap();
+        let ariadne = reply(db.send(CreateCharacter {
+            account: alice.id,
+            name: "Ariadne".to_owned(),
+            description: String::new(),
+            max_characters: 0,
+        }))
+        .await
+        .unwrap();
+
+        let mut lock = SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        lock.batch_execute("BEGIN IMMEDIATE").unwrap();
+        let save = db.send(SaveCharacters {
+            saves: vec![CharacterSave {
+                character: ariadne.id,
+                location: Some(RoomId(2)),
+                puppeted: None,
+            }],
+        });
+        let release = async {
+            // Past the 5 s busy timeout: the first attempt has failed by then.
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            lock.batch_execute("ROLLBACK").unwrap();
+        };
+        let (saved, ()) = tokio::join!(reply(save), release);
+        assert_eq!(saved.unwrap(), 1);
+        let loaded = reply(db.send(LoadCharacters { account: alice.id }))
+            .await
+            .unwrap();
+        assert_eq!(loaded[0].location, RoomId(2));
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling_and_jitters_below_it() {
+        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(35));
+        let ceilings: Vec<Duration> = (0..4)
+            .map(|_| {
+                let ceiling = backoff.peek();
+                let pause = backoff.pause();
+                assert!(
+                    pause >= ceiling / 2 && pause <= ceiling,
+                    "{pause:?} of {ceiling:?}"
+                );
+                ceiling
+            })
+            .collect();
+        assert_eq!(
+            ceilings,
+            [10, 20, 35, 35].map(Duration::from_millis).to_vec()
+        );
+        backoff.reset();
+        assert_eq!(backoff.peek(), Duration::from_millis(10));
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct Script {
     pub create_taken: String,
     pub connect: String,
     pub login_ok: String,
+    /// The game's answer when it cannot create or log in right now (its
+    /// database failed): the login counts as failed at once instead of
+    /// waiting out the login timeout. Empty: none.
+    pub refused: String,
     pub look: String,
     pub look_ok: String,
     /// `{text}` is filled in.
@@ -144,6 +148,8 @@ impl FromStr for Mix {
 pub enum WaitError {
     Timeout,
     Closed,
+    /// The game answered, refusing (`Script::refused`).
+    Refused,
 }
 
 /// One telnet connection as a player uses it.

@@ -163,6 +163,10 @@ pub struct BenchOptions {
     /// Seen once logged in (and in the world).
     #[arg(long, default_value = "Exits:")]
     pub login_ok: String,
+    /// The game's answer when it cannot create or log in right now; such a
+    /// login counts as failed at once. Empty: none.
+    #[arg(long, default_value = "Please try again later")]
+    pub refused: String,
     #[arg(long, default_value = "look")]
     pub look_command: String,
     #[arg(long, default_value = "Exits:")]
@@ -325,6 +329,7 @@ fn script_of(o: &BenchOptions) -> Script {
         create_taken: o.create_taken.clone(),
         connect: o.connect_command.clone(),
         login_ok: o.login_ok.clone(),
+        refused: o.refused.clone(),
         look: o.look_command.clone(),
         look_ok: o.look_ok.clone(),
         say: o.say_command.clone(),
@@ -755,10 +760,20 @@ async fn log_in(
     } else {
         player.expect(&script.greeting, deadline).await
     };
+    let refused = script.refused.as_str();
     for (command, ok) in &steps {
         if outcome.is_ok() {
+            let answers: &[&str] = if refused.is_empty() {
+                &[ok]
+            } else {
+                &[ok, refused]
+            };
             outcome = match player.send(command).await {
-                Ok(()) => player.expect(ok, deadline).await,
+                Ok(()) => match player.expect_any(answers, deadline).await {
+                    Ok(0) => Ok(()),
+                    Ok(_) => Err(WaitError::Refused),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
         }
@@ -923,7 +938,7 @@ async fn act(shared: &Shared, player: &mut Player, index: usize) -> Result<(), W
         player.send(&command).await?;
         match player.expect(ok, sent + plan.timeout).await {
             Ok(()) => shared.completed(sent, Instant::now()),
-            Err(WaitError::Timeout) => {
+            Err(WaitError::Timeout | WaitError::Refused) => {
                 shared.counters.lost_replies.fetch_add(1, Ordering::Relaxed);
             }
             Err(WaitError::Closed) => return Err(WaitError::Closed),

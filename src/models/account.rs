@@ -98,11 +98,9 @@ impl Account {
         AccountId(self.id)
     }
 
-    /// Creates an account after checking the name and password rules.
-    ///
-    /// The password is hashed before the write transaction opens, so the
-    /// slow part never holds the database's write lock. A name that differs from
-    /// an existing one only in case is [`DbError::NameTaken`].
+    /// Creates an account after checking the name and password rules: the
+    /// same as [`Account::prepare`] and then [`PreparedAccount::insert`] on one
+    /// connection.
     pub fn create(
         conn: &mut DbConnection,
         name: &str,
@@ -111,39 +109,44 @@ impl Account {
         min_password_length: usize,
         now_millis: i64,
     ) -> Result<Account, DbError> {
+        Self::prepare(
+            conn,
+            name,
+            password,
+            superuser,
+            min_password_length,
+            now_millis,
+        )?
+        .insert(conn)
+    }
+
+    /// Checks the name and password rules and hashes the password: everything
+    /// of a new account but the write, which [`PreparedAccount::insert`] does.
+    ///
+    /// The slow part thus never holds the database's write lock, and runs
+    /// beside other hashes while writes take turns. A name that differs from
+    /// an existing one only in case is [`DbError::NameTaken`].
+    pub fn prepare(
+        conn: &mut DbConnection,
+        name: &str,
+        password: &str,
+        superuser: bool,
+        min_password_length: usize,
+        now_millis: i64,
+    ) -> Result<PreparedAccount, DbError> {
         validate_name(name)?;
         validate_password(name, password, min_password_length)?;
-        let key = name_key(name);
         // A taken name is refused before the (deliberately slow) hash; the
         // unique index still settles a race between two creations.
         if Self::find_by_name(conn, name)?.is_some() {
             return Err(DbError::NameTaken);
         }
-        let hash = hash_password(password)?;
-        let new = NewAccount {
-            name,
-            name_key: &key,
-            password_hash: &hash,
+        Ok(PreparedAccount {
+            name: name.to_owned(),
+            name_key: name_key(name),
+            password_hash: hash_password(password)?,
             is_superuser: superuser,
             created_at: now_millis,
-        };
-        // The insert comes first, so the transaction holds the write lock from
-        // its start (a busy SQLite file is waited out by busy_timeout rather
-        // than failing halfway through).
-        conn.transaction(|conn| {
-            diesel::insert_into(accounts::table)
-                .values(&new)
-                .execute(conn)
-                .map_err(|e| match e {
-                    DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                        DbError::NameTaken
-                    }
-                    other => DbError::Query(other),
-                })?;
-            Ok(accounts::table
-                .filter(accounts::name_key.eq(&key))
-                .select(Account::as_select())
-                .first(conn)?)
         })
     }
 
@@ -167,25 +170,47 @@ impl Account {
 
     /// Checks a login. `None` means "no such name or wrong password", on
     /// purpose indistinguishable, in the answer and in the time it takes.
-    /// On success it records `now_millis` as the last login.
+    /// On success it records `now_millis` as the last login: the same as
+    /// [`Account::check_login`] and then [`Account::record_login`].
     pub fn authenticate(
         conn: &mut DbConnection,
         name: &str,
         password: &str,
         now_millis: i64,
     ) -> Result<Option<Account>, DbError> {
-        let Some(mut account) = Self::find_by_name(conn, name)? else {
+        let Some(mut account) = Self::check_login(conn, name, password)? else {
+            return Ok(None);
+        };
+        Self::record_login(conn, account.account_id(), now_millis)?;
+        account.last_login_at = Some(now_millis);
+        Ok(Some(account))
+    }
+
+    /// The password check of a login, which only reads: `None` for an
+    /// unknown name and for a wrong password alike, taking the same time (a
+    /// dummy hash is verified for an unknown name).
+    pub fn check_login(
+        conn: &mut DbConnection,
+        name: &str,
+        password: &str,
+    ) -> Result<Option<Account>, DbError> {
+        let Some(account) = Self::find_by_name(conn, name)? else {
             verify_hash(password, DUMMY_HASH)?;
             return Ok(None);
         };
-        if !account.verify_password(password)? {
-            return Ok(None);
-        }
-        diesel::update(accounts::table.find(account.id))
+        Ok(account.verify_password(password)?.then_some(account))
+    }
+
+    /// Records `now_millis` as account `id`'s last successful login.
+    pub fn record_login(
+        conn: &mut DbConnection,
+        id: AccountId,
+        now_millis: i64,
+    ) -> Result<(), DbError> {
+        diesel::update(accounts::table.find(id.0))
             .set(accounts::last_login_at.eq(Some(now_millis)))
             .execute(conn)?;
-        account.last_login_at = Some(now_millis);
-        Ok(Some(account))
+        Ok(())
     }
 
     /// Whether `password` is this account's password.
@@ -208,7 +233,8 @@ impl Account {
     }
 
     /// Replaces the password of account `id` if `old_password` is its current
-    /// one; `Ok(false)` when it is not.
+    /// one; `Ok(false)` when it is not. The same as
+    /// [`Account::prepare_password_change`] and then [`PasswordChange::store`].
     pub fn change_password(
         conn: &mut DbConnection,
         id: AccountId,
@@ -216,12 +242,40 @@ impl Account {
         new_password: &str,
         min_password_length: usize,
     ) -> Result<bool, DbError> {
+        match Self::prepare_password_change(
+            conn,
+            id,
+            old_password,
+            new_password,
+            min_password_length,
+        )? {
+            Some(change) => {
+                change.store(conn)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Checks `old_password` and the rules for `new_password`, and hashes it:
+    /// everything of a password change but the write. `None` when
+    /// `old_password` is wrong.
+    pub fn prepare_password_change(
+        conn: &mut DbConnection,
+        id: AccountId,
+        old_password: &str,
+        new_password: &str,
+        min_password_length: usize,
+    ) -> Result<Option<PasswordChange>, DbError> {
         let account = Self::find(conn, id)?.ok_or(DbError::AccountNotFound)?;
         if !account.verify_password(old_password)? {
-            return Ok(false);
+            return Ok(None);
         }
-        account.store_password(conn, new_password, min_password_length)?;
-        Ok(true)
+        validate_password(&account.name, new_password, min_password_length)?;
+        Ok(Some(PasswordChange {
+            id,
+            password_hash: hash_password(new_password)?,
+        }))
     }
 
     /// How many accounts exist (0 means the first one becomes the superuser).
@@ -236,9 +290,87 @@ impl Account {
         min_password_length: usize,
     ) -> Result<(), DbError> {
         validate_password(&self.name, new_password, min_password_length)?;
-        let hash = hash_password(new_password)?;
-        let updated = diesel::update(accounts::table.find(self.id))
-            .set(accounts::password_hash.eq(&hash))
+        PasswordChange {
+            id: self.account_id(),
+            password_hash: hash_password(new_password)?,
+        }
+        .store(conn)
+    }
+}
+
+/// A new account whose rules are checked and whose password is hashed, ready
+/// to be written; made by [`Account::prepare`]. It holds a hash, never the
+/// password, and its `Debug` hides the hash.
+pub struct PreparedAccount {
+    name: String,
+    name_key: String,
+    password_hash: String,
+    is_superuser: bool,
+    created_at: i64,
+}
+
+impl fmt::Debug for PreparedAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedAccount")
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("is_superuser", &self.is_superuser)
+            .finish()
+    }
+}
+
+impl PreparedAccount {
+    /// Writes the account. The insert comes first, so the transaction holds
+    /// the write lock from its start (a busy SQLite file is waited out by
+    /// `busy_timeout` rather than failing halfway through). A name taken
+    /// meanwhile is [`DbError::NameTaken`].
+    pub fn insert(&self, conn: &mut DbConnection) -> Result<Account, DbError> {
+        let new = NewAccount {
+            name: &self.name,
+            name_key: &self.name_key,
+            password_hash: &self.password_hash,
+            is_superuser: self.is_superuser,
+            created_at: self.created_at,
+        };
+        conn.transaction(|conn| {
+            diesel::insert_into(accounts::table)
+                .values(&new)
+                .execute(conn)
+                .map_err(|e| match e {
+                    DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                        DbError::NameTaken
+                    }
+                    other => DbError::Query(other),
+                })?;
+            Ok(accounts::table
+                .filter(accounts::name_key.eq(&self.name_key))
+                .select(Account::as_select())
+                .first(conn)?)
+        })
+    }
+}
+
+/// A new password hash for an account, ready to be written; made by
+/// [`Account::prepare_password_change`]. Its `Debug` hides the hash.
+pub struct PasswordChange {
+    id: AccountId,
+    password_hash: String,
+}
+
+impl fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordChange")
+            .field("id", &self.id)
+            .field("password_hash", &"<redacted>")
+            .finish()
+    }
+}
+
+impl PasswordChange {
+    /// Writes the new hash; [`DbError::AccountNotFound`] if the account is gone.
+    pub fn store(&self, conn: &mut DbConnection) -> Result<(), DbError> {
+        let updated = diesel::update(accounts::table.find(self.id.0))
+            .set(accounts::password_hash.eq(&self.password_hash))
             .execute(conn)?;
         if updated == 0 {
             return Err(DbError::AccountNotFound);

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use super::account::{name_key, validate_name};
-use super::schema::{accounts, characters};
+use super::schema::{accounts, characters, rooms};
 use super::{DbConnection, DbError};
 use crate::session::{AccountId, CharacterId, RoomId};
 
@@ -225,6 +225,57 @@ impl Character {
         }
         Ok(())
     }
+
+    /// Writes many characters' newest state in one transaction: one commit
+    /// (one sync to disk) for all of them, however many moved. Answers how
+    /// many rows were written.
+    ///
+    /// A character deleted meanwhile, a room or an account that no longer
+    /// exists, leaves its row as it is instead of failing the batch: the
+    /// guards are in the statements, so the rest of the batch still commits.
+    pub fn save_all(conn: &mut DbConnection, saves: &[CharacterSave]) -> Result<usize, DbError> {
+        conn.transaction(|conn| {
+            let mut written = 0;
+            for save in saves {
+                let id = save.character.0;
+                if let Some(room) = save.location {
+                    written += diesel::update(
+                        characters::table
+                            .filter(characters::id.eq(id))
+                            .filter(diesel::dsl::exists(rooms::table.find(room.0))),
+                    )
+                    .set(characters::location_id.eq(room.0))
+                    .execute(conn)?;
+                }
+                if let Some((account, at)) = save.puppeted {
+                    written += diesel::update(
+                        characters::table
+                            .filter(characters::id.eq(id))
+                            .filter(diesel::dsl::exists(accounts::table.find(account.0))),
+                    )
+                    .set((
+                        characters::last_puppeted_by.eq(Some(account.0)),
+                        characters::last_puppeted_at.eq(Some(at)),
+                    ))
+                    .execute(conn)?;
+                }
+            }
+            Ok(written)
+        })
+    }
+}
+
+/// What the game knows of a character and the database does not have yet:
+/// its newest room, and who last started playing it (the account and unix
+/// milliseconds). Written by [`Character::save_all`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CharacterSave {
+    pub character: CharacterId,
+    /// The room it stands in now; `None`: unchanged.
+    pub location: Option<RoomId>,
+    /// The account that last started playing it, and when (unix
+    /// milliseconds); `None`: unchanged.
+    pub puppeted: Option<(AccountId, i64)>,
 }
 
 /// Checks a character name: the account name rules (see
@@ -402,6 +453,54 @@ mod tests {
             assert!(matches!(err, DbError::CharacterNotFound), "{err:?}");
             let unmoved = Character::find(conn, id).unwrap().unwrap();
             assert_eq!(unmoved.location(), RoomId(3));
+        }
+    }
+
+    #[test]
+    fn save_all_writes_every_row_in_one_go_and_skips_what_is_gone() {
+        for db in databases() {
+            let pool = &db.pool;
+            let conn = &mut pool.get().unwrap();
+            let alice = account(conn, "Alice");
+            let ann = create(conn, alice, "Ann", NO_LIMIT).unwrap().character_id();
+            let bob = create(conn, alice, "Bob", NO_LIMIT).unwrap().character_id();
+            let saves = [
+                CharacterSave {
+                    character: ann,
+                    location: Some(RoomId(3)),
+                    puppeted: Some((alice, 7_000)),
+                },
+                CharacterSave {
+                    character: bob,
+                    location: Some(RoomId(2)),
+                    puppeted: None,
+                },
+                // Gone since: a deleted character, a room that is no more.
+                CharacterSave {
+                    character: CharacterId(999),
+                    location: Some(LIMBO),
+                    puppeted: None,
+                },
+                CharacterSave {
+                    character: bob,
+                    location: Some(RoomId(999)),
+                    puppeted: Some((AccountId(999), 1)),
+                },
+            ];
+            assert_eq!(
+                Character::save_all(conn, &saves).unwrap(),
+                3,
+                "{}",
+                db.backend
+            );
+            let ann_now = Character::find(conn, ann).unwrap().unwrap();
+            assert_eq!(ann_now.location(), RoomId(3));
+            assert_eq!(ann_now.last_puppeted_by, Some(alice.0));
+            assert_eq!(ann_now.last_puppeted_at, Some(7_000));
+            let bob_now = Character::find(conn, bob).unwrap().unwrap();
+            assert_eq!(bob_now.location(), RoomId(2));
+            assert_eq!(bob_now.last_puppeted_by, None);
+            assert_eq!(Character::save_all(conn, &[]).unwrap(), 0);
         }
     }
 

@@ -7,6 +7,11 @@
 //! (SQLite file I/O, argon2 hashing), so it runs on the `DbExecutor`'s
 //! SyncArbiter threads or at startup, never on an async arbiter. No error
 //! from this layer ever carries a password.
+//!
+//! Writes have a pool of their own ([`open_write_pool`]): on SQLite it is one
+//! connection, since SQLite lets one writer in at a time and several writing
+//! connections only fight over the lock; on PostgreSQL it is the read pool.
+//! [`DbError::is_transient`] says which failures are worth trying again.
 
 pub mod account;
 pub mod character;
@@ -153,6 +158,34 @@ pub enum DbError {
     Unavailable(String),
 }
 
+impl DbError {
+    /// Whether the same query may succeed if it is tried again in a moment:
+    /// a busy or locked SQLite file, no connection free or reachable, a lost
+    /// PostgreSQL connection, a serialization failure or a deadlock. Everything
+    /// else (a taken name, a full disk, a broken file) fails the same way
+    /// again, so the caller is told at once.
+    pub fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind as Kind, Error as E};
+        match self {
+            DbError::Pool(_) => true,
+            DbError::Query(E::BrokenTransactionManager) => true,
+            DbError::Query(E::DatabaseError(kind, info)) => match kind {
+                Kind::SerializationFailure | Kind::ClosedConnection | Kind::UnableToSendCommand => {
+                    true
+                }
+                _ => {
+                    let message = info.message();
+                    // SQLITE_BUSY, SQLITE_LOCKED, and PostgreSQL's 40P01.
+                    message.contains("database is locked")
+                        || message.contains("database table is locked")
+                        || message.contains("deadlock detected")
+                }
+            },
+            _ => false,
+        }
+    }
+}
+
 /// Sets the [`CONNECTION_PRAGMAS`] on each SQLite connection the pool opens.
 #[derive(Debug, Clone, Copy)]
 struct SqlitePragmas;
@@ -210,6 +243,29 @@ pub fn open_pool(target: &DatabaseTarget, pool_size: u32) -> Result<DbPool, DbEr
         .build(manager)?)
 }
 
+/// The pool writes draw their connection from, for a database whose reads use
+/// `pool`: on SQLite one connection of its own (with the same pragmas), so the
+/// game's writes take turns in the process instead of polling SQLite's lock
+/// against each other, which starves some of them past `busy_timeout` under
+/// load; on PostgreSQL, which lets writers of different rows run side by side,
+/// `pool` itself. A writer waits up to `wait` for its turn.
+pub fn open_write_pool(
+    target: &DatabaseTarget,
+    pool: &DbPool,
+    wait: std::time::Duration,
+) -> Result<DbPool, DbError> {
+    match target {
+        DatabaseTarget::Postgres(_) => Ok(pool.clone()),
+        DatabaseTarget::Sqlite(_) => Ok(r2d2::Pool::builder()
+            .max_size(1)
+            .connection_timeout(wait.max(std::time::Duration::from_millis(1)))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(DbManager {
+                target: target.clone(),
+            })?),
+    }
+}
+
 /// Applies every embedded migration the database has not seen yet (the set for its
 /// backend), each in its own transaction, and returns how many it applied (0 when
 /// up to date).
@@ -241,6 +297,8 @@ pub(crate) mod testing {
     pub struct TestDb {
         pub pool: DbPool,
         pub backend: &'static str,
+        /// Where it is, to open more pools on it.
+        pub target: DatabaseTarget,
         _dir: Option<tempfile::TempDir>,
         /// The server's URL and the database made for this test.
         postgres: Option<(String, String)>,
@@ -257,14 +315,15 @@ pub(crate) mod testing {
         }
     }
 
-    fn sqlite() -> TestDb {
+    fn sqlite(pool_size: u32) -> TestDb {
         let dir = tempfile::tempdir().unwrap();
         let target = DatabaseTarget::Sqlite(dir.path().join("gatehouse.sqlite3"));
-        let pool = open_pool(&target, 2).unwrap();
+        let pool = open_pool(&target, pool_size).unwrap();
         run_migrations(&pool).unwrap();
         TestDb {
             pool,
             backend: "sqlite",
+            target,
             _dir: Some(dir),
             postgres: None,
         }
@@ -283,7 +342,7 @@ pub(crate) mod testing {
         format!("{server}/{name}{query}")
     }
 
-    fn postgres(admin: &str) -> TestDb {
+    fn postgres(admin: &str, pool_size: u32) -> TestDb {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!(
@@ -296,22 +355,30 @@ pub(crate) mod testing {
         conn.batch_execute(&format!("CREATE DATABASE {name}"))
             .unwrap();
         let target = DatabaseTarget::Postgres(with_database(admin, &name));
-        let pool = open_pool(&target, 2).unwrap();
+        let pool = open_pool(&target, pool_size).unwrap();
         run_migrations(&pool).unwrap();
         TestDb {
             pool,
             backend: "postgres",
+            target,
             _dir: None,
             postgres: Some((admin.to_owned(), name)),
         }
     }
 
-    /// A fresh database on every backend the tests can reach.
+    /// A fresh database on every backend the tests can reach, each behind a
+    /// pool of two connections.
     pub fn databases() -> Vec<TestDb> {
-        let mut all = vec![sqlite()];
+        databases_sized(2, 2)
+    }
+
+    /// The same with pools of the sizes given (PostgreSQL's connections are
+    /// shared with other test runs, so it may get fewer).
+    pub fn databases_sized(sqlite_pool: u32, postgres_pool: u32) -> Vec<TestDb> {
+        let mut all = vec![sqlite(sqlite_pool)];
         if let Ok(admin) = std::env::var(POSTGRES_URL_VAR) {
             if !admin.trim().is_empty() {
-                all.push(postgres(admin.trim()));
+                all.push(postgres(admin.trim(), postgres_pool));
             }
         }
         all
@@ -375,6 +442,44 @@ mod tests {
             .get_result(&mut conn)
             .unwrap();
         assert_eq!(busy.value, 5000);
+    }
+
+    #[test]
+    fn busy_locked_and_lost_connections_are_transient_and_the_rest_is_not() {
+        use diesel::result::{DatabaseErrorKind as Kind, Error as E};
+        let db = |kind, message: &str| {
+            DbError::Query(E::DatabaseError(kind, Box::new(message.to_owned())))
+        };
+        for transient in [
+            db(Kind::Unknown, "database is locked"),
+            db(Kind::Unknown, "database table is locked"),
+            db(Kind::Unknown, "deadlock detected"),
+            db(Kind::SerializationFailure, "could not serialize access"),
+            db(Kind::ClosedConnection, "server closed the connection"),
+            DbError::Query(E::BrokenTransactionManager),
+        ] {
+            assert!(transient.is_transient(), "{transient}");
+        }
+        for permanent in [
+            db(Kind::Unknown, "database or disk is full"),
+            db(Kind::UniqueViolation, "UNIQUE constraint failed"),
+            DbError::NameTaken,
+            DbError::CharacterNotFound,
+            DbError::Unavailable("mailbox closed".to_owned()),
+        ] {
+            assert!(!permanent.is_transient(), "{permanent}");
+        }
+        // No connection free in time: the pool's own timeout.
+        let dir = tempfile::tempdir().unwrap();
+        let target = DatabaseTarget::Sqlite(dir.path().join("db.sqlite3"));
+        let pool = open_pool(&target, 1).unwrap();
+        let writer = open_write_pool(&target, &pool, std::time::Duration::from_millis(10)).unwrap();
+        let _held = writer.get().unwrap();
+        let Err(busy) = writer.get() else {
+            panic!("a second writer got the one connection");
+        };
+        let busy = DbError::from(busy);
+        assert!(busy.is_transient(), "{busy}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! It is started at the account's first login and stopped when its last
 //! session leaves.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use actix::prelude::*;
 
@@ -19,10 +19,12 @@ use super::handler::{
 };
 use super::receipt::{acknowledge_when_done, InputReceipt};
 use super::rules::{DeleteError, PuppetRules, Release};
-use super::world::{Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, World};
+use super::world::{
+    Act, Action, EnterWorld, ForgetCharacter, Go, LeaveWorld, Locate, Puppeted, World,
+};
 use crate::actors::db::{
     answer, ChangePassword, CharacterRecord, CreateCharacter, DbExecutor, DeleteCharacter,
-    GetAccount, LoadCharacters, MarkPuppeted,
+    GetAccount, LoadCharacters,
 };
 use crate::commands::account::{self as text, AccountCommand, CharacterLine};
 use crate::commands::character::{self as ic_text, CharacterCommand};
@@ -74,6 +76,8 @@ pub struct Account {
     loaded: bool,
     /// Sessions that arrived before `loaded`.
     deferred: Vec<AttachSession>,
+    /// Deferred logins already told that the account cannot be loaded yet.
+    told_to_wait: HashSet<SessionId>,
     server: ServerContext,
 }
 
@@ -102,6 +106,7 @@ impl Account {
             pending_delete: HashMap::new(),
             loaded: false,
             deferred: Vec::new(),
+            told_to_wait: HashSet::new(),
             server,
         }
     }
@@ -268,7 +273,8 @@ impl Account {
             ctx,
         );
         self.last_puppet = Some(character);
-        self.server.db.do_send(MarkPuppeted {
+        // Saved with the world's next save, and settled before a stop.
+        self.server.world.do_send(Puppeted {
             character,
             account: self.id,
         });
@@ -702,6 +708,7 @@ impl Account {
                 act.rules.set_owned(list.iter().map(|c| c.id));
                 act.characters = list.into_iter().map(|c| (c.id, c)).collect();
                 act.loaded = true;
+                act.told_to_wait.clear();
                 for attach in std::mem::take(&mut act.deferred) {
                     act.attach(attach, ctx);
                 }
@@ -709,11 +716,20 @@ impl Account {
         );
     }
 
+    /// Tells the sessions waiting for the account why nothing happens yet
+    /// (each at its first failed load), then loads again after a pause.
     fn retry_load(&mut self, why: &str, ctx: &mut Context<Self>) {
         log::error!(
             "account {}: cannot load ({why}); retrying in {LOAD_RETRY:?}",
             self.id
         );
+        // A login waits for its welcome; a restored session waits for nothing
+        // and hears NOT_READY at its next command.
+        for waiting in self.deferred.iter().filter(|a| a.restored.is_none()) {
+            if self.told_to_wait.insert(waiting.sessid) {
+                self.server.say(waiting.sessid, NOT_READY);
+            }
+        }
         ctx.run_later(LOAD_RETRY, |act, ctx| act.load(ctx));
     }
 }
@@ -797,6 +813,7 @@ impl Handler<DetachSession> for Account {
     fn handle(&mut self, msg: DetachSession, ctx: &mut Context<Self>) {
         self.pending_delete.remove(&msg.sessid);
         self.deferred.retain(|a| a.sessid != msg.sessid);
+        self.told_to_wait.remove(&msg.sessid);
         let release = self.rules.detach(msg.sessid);
         self.release_in_world(release, vec![msg.sessid]);
         if msg.last {

@@ -37,6 +37,7 @@ pub struct ServerMetrics {
     /// it (or handed it on to the world).
     pub command_seconds: Histogram,
     db_query_seconds: Family<QueryLabels, Histogram>,
+    db_write_retries: Family<QueryLabels, Counter>,
     portal_connected: Gauge,
     sessions: Gauge,
     accounts_online: Gauge,
@@ -64,6 +65,7 @@ impl ServerMetrics {
             failed_logins: Counter::default(),
             command_seconds: latency_histogram(),
             db_query_seconds,
+            db_write_retries: Family::default(),
             portal_connected: Gauge::default(),
             sessions: Gauge::default(),
             accounts_online: Gauge::default(),
@@ -106,6 +108,11 @@ impl ServerMetrics {
             "Database work per query, password hashing included",
             metrics.db_query_seconds.clone(),
         );
+        registry.register(
+            "db_write_retries",
+            "Writes tried again after a transient database error (busy, locked, connection lost)",
+            metrics.db_write_retries.clone(),
+        );
         Arc::new(Self {
             registry,
             ..metrics
@@ -119,6 +126,15 @@ impl ServerMetrics {
                 query: query.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts one more attempt of a write that failed for a transient reason.
+    pub fn db_write_retry(&self, query: &str) {
+        self.db_write_retries
+            .get_or_create(&QueryLabels {
+                query: query.to_owned(),
+            })
+            .inc();
     }
 
     /// The page: the gauges set from `snapshot`, then every figure.
@@ -147,6 +163,7 @@ mod tests {
         metrics.failed_logins.inc_by(2);
         metrics.command_seconds.observe(0.000_5);
         metrics.db_query("authenticate", Duration::from_millis(30));
+        metrics.db_write_retry("save_characters");
         let page = metrics.render(ServerSnapshot {
             portal_connected: true,
             sessions: 3,
@@ -161,6 +178,7 @@ mod tests {
             "gatehouse_server_command_seconds_count 1",
             "gatehouse_server_db_query_seconds_count{query=\"authenticate\"} 1",
             "gatehouse_server_portal_connected 1",
+            "gatehouse_server_db_write_retries_total{query=\"save_characters\"} 1",
         ] {
             assert!(page.lines().any(|l| l == line), "{line} missing:\n{page}");
         }

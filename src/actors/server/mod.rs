@@ -60,29 +60,33 @@ pub enum ServerError {
     Tls(#[from] crate::protocols::tls::TlsError),
 }
 
-/// Opens the configured database and applies pending migrations.
-pub fn open_database(
-    game_dir: &GameDir,
-    settings: &Settings,
-) -> Result<models::DbPool, ServerError> {
+/// Opens the configured database, applies pending migrations, and opens the
+/// writer's pool beside the readers'.
+pub fn open_database(game_dir: &GameDir, settings: &Settings) -> Result<db::DbPools, ServerError> {
     let target = settings.database_target(game_dir.root())?;
     let pool = models::open_pool(&target, settings.database.pool_size)?;
     let applied = models::run_migrations(&pool)?;
     if applied > 0 {
         log::info!("applied {applied} database migration(s) to {target}");
     }
-    Ok(pool)
+    let write = models::open_write_pool(&target, &pool, settings.database.write_timeout())?;
+    Ok(db::DbPools { read: pool, write })
 }
 
 /// Runs the Server until it is told to stop. Call inside an actix `System`.
 pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, ServerError> {
     game_dir.prepare()?;
-    let pool = open_database(&game_dir, &settings)?;
+    let pools = open_database(&game_dir, &settings)?;
     let portal_addrs = settings.portal_link_addrs()?;
     let settings = Arc::new(settings);
     let threads = usize::try_from(settings.database.pool_size).unwrap_or(1);
     let metrics = metrics::ServerMetrics::new();
-    let db = db::start(pool, threads, Arc::clone(&metrics));
+    let db = db::start(
+        pools,
+        threads,
+        settings.database.write_timeout(),
+        Arc::clone(&metrics),
+    );
 
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel();
     let tls = match &settings.server.link_tls_ca {
@@ -96,7 +100,9 @@ pub async fn run(game_dir: GameDir, settings: Settings) -> Result<StopRequest, S
         .map(|addr| PortalLink::new(addr, settings.portal.link_secret.clone(), tls.clone()).start())
         .collect();
     let portals = Portals::default();
-    let world = World::new(portals.clone(), db.clone()).start();
+    let world = World::new(portals.clone(), db.clone())
+        .save_every(settings.database.save_interval())
+        .start();
     let handler = ServerSessionHandler::new(
         Arc::clone(&settings),
         portals,

@@ -30,6 +30,9 @@ use crate::session::{ProtocolFlags, SessionId};
 const DB_UNAVAILABLE: &str =
     "The game cannot check your password right now. Please try again later.";
 const CREATE_FAILED: &str = "The account could not be created right now. Please try again later.";
+/// The password was right but the session handler did not take the login
+/// (it is stopping): the player must hear something and may try again.
+const LOGIN_NOT_TAKEN: &str = "The game cannot log you in right now. Please try again later.";
 
 /// A line or OOB call from this session's player.
 #[derive(Message, Debug)]
@@ -346,7 +349,12 @@ impl ServerSession {
                     .await
                 {
                     Ok(Some(account)) => Ok(account),
-                    _ => Err(String::new()),
+                    // The connection went away meanwhile: nobody to tell.
+                    Ok(None) => Err(String::new()),
+                    Err(e) => {
+                        log::error!("session {sessid}: the login was not taken: {e}");
+                        Err(LOGIN_NOT_TAKEN.to_owned())
+                    }
                 }
             }
             .into_actor(self)

@@ -6,19 +6,29 @@
 //! (each session hears a room message once), and persists moves. Who may
 //! puppet what is decided by the `Account` actors, which tell the world the
 //! result.
+//!
+//! Moves are not written one by one: [`SaveQueue`] keeps each character's
+//! newest room (and who last started playing it) until the next save, every
+//! `database.save_interval`, writes them all in one transaction. One save is
+//! under way at a time, so a character's rooms reach the database in the order
+//! it walked them; a save that fails is merged back under anything newer and
+//! tried again, so nothing is dropped.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::handler::Settle;
 use super::portals::Portals;
-use crate::actors::db::{DbExecutor, ExitRecord, LoadWorld, RoomRecord, SetCharacterLocation};
+use crate::actors::db::{
+    Backoff, CharacterSave, DbExecutor, ExitRecord, LoadWorld, RoomRecord, SaveCharacters,
+};
 use crate::commands::character as text;
 use crate::models::world::LIMBO;
 use crate::protocols::link::{Output, ServerToPortal};
-use crate::session::{CharacterId, RoomId, SessionId};
+use crate::session::{now_millis, AccountId, CharacterId, RoomId, SessionId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExitInfo {
@@ -246,6 +256,84 @@ impl WorldState {
     }
 }
 
+/// What the database does not know yet about the characters: the newest room
+/// of each one that moved, and who last started playing it, kept until a save
+/// commits them. Plain state, tested without a `System`.
+#[derive(Debug, Default)]
+pub struct SaveQueue {
+    /// The newest state per character, in id order, so every save takes its
+    /// rows' locks in the same order.
+    unsaved: BTreeMap<CharacterId, CharacterSave>,
+    /// The save under way, if any: what goes back to `unsaved` if it fails.
+    writing: Option<Vec<CharacterSave>>,
+}
+
+impl SaveQueue {
+    fn entry(&mut self, character: CharacterId) -> &mut CharacterSave {
+        self.unsaved.entry(character).or_insert(CharacterSave {
+            character,
+            location: None,
+            puppeted: None,
+        })
+    }
+
+    /// `character` now stands in `room`; an older unsaved room is replaced.
+    pub fn moved(&mut self, character: CharacterId, room: RoomId) {
+        self.entry(character).location = Some(room);
+    }
+
+    /// `account` started playing `character` at `at` (unix milliseconds).
+    pub fn puppeted(&mut self, character: CharacterId, account: AccountId, at: i64) {
+        self.entry(character).puppeted = Some((account, at));
+    }
+
+    /// The character was deleted: nothing of it is left to save.
+    pub fn forget(&mut self, character: CharacterId) {
+        self.unsaved.remove(&character);
+    }
+
+    /// Everything unsaved, as the next save, unless a save is under way or
+    /// there is nothing to save.
+    pub fn take(&mut self) -> Option<Vec<CharacterSave>> {
+        if self.writing.is_some() || self.unsaved.is_empty() {
+            return None;
+        }
+        let batch: Vec<CharacterSave> = std::mem::take(&mut self.unsaved).into_values().collect();
+        self.writing = Some(batch.clone());
+        Some(batch)
+    }
+
+    /// The save under way committed.
+    pub fn committed(&mut self) {
+        self.writing = None;
+    }
+
+    /// The save under way failed: its rows are unsaved again, except where a
+    /// newer room or puppet came in meanwhile.
+    pub fn failed(&mut self) {
+        for older in self.writing.take().unwrap_or_default() {
+            let newer = self.entry(older.character);
+            newer.location = newer.location.or(older.location);
+            newer.puppeted = newer.puppeted.or(older.puppeted);
+        }
+    }
+
+    /// A save is under way.
+    pub fn is_writing(&self) -> bool {
+        self.writing.is_some()
+    }
+
+    /// Characters with something unsaved, not counting the save under way.
+    pub fn unsaved(&self) -> usize {
+        self.unsaved.len()
+    }
+
+    /// Everything is in the database.
+    pub fn is_settled(&self) -> bool {
+        self.writing.is_none() && self.unsaved.is_empty()
+    }
+}
+
 /// Put a character in the world, or add sessions to those puppeting it.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -275,6 +363,15 @@ pub struct LeaveWorld {
 #[rtype(result = "()")]
 pub struct ForgetCharacter {
     pub character: CharacterId,
+}
+
+/// `account` has just started playing `character`: stored (with the time)
+/// by the next save, like a move.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Puppeted {
+    pub character: CharacterId,
+    pub account: AccountId,
 }
 
 /// `say`, `pose` or `look` by a present character; `reply_to` hears the
@@ -311,12 +408,24 @@ pub struct Locate {
     pub characters: Vec<CharacterId>,
 }
 
+/// The first pause before a failed save is tried again.
+const SAVE_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between two attempts of a save.
+const SAVE_RETRY_MAX: Duration = Duration::from_secs(5);
+
 pub struct World {
     state: WorldState,
     portals: Portals,
     db: Addr<DbExecutor>,
-    /// Location writes not yet committed.
-    pending_writes: usize,
+    /// What the database does not have yet.
+    saves: SaveQueue,
+    /// `database.save_interval`: how long moves gather before they are saved.
+    save_interval: Duration,
+    /// The next save (or retry), once one is planned.
+    save_timer: Option<SpawnHandle>,
+    /// Pauses between attempts of a save that keeps failing.
+    save_backoff: Backoff,
+    /// `Settle`s waiting for everything to be saved.
     settle_waiters: Vec<oneshot::Sender<()>>,
 }
 
@@ -326,9 +435,18 @@ impl World {
             state: WorldState::default(),
             portals,
             db,
-            pending_writes: 0,
+            saves: SaveQueue::default(),
+            save_interval: crate::settings::DatabaseSettings::default().save_interval(),
+            save_timer: None,
+            save_backoff: Backoff::new(SAVE_RETRY_FIRST, SAVE_RETRY_MAX),
             settle_waiters: Vec::new(),
         }
+    }
+
+    /// Saves gathered moves every `interval` (`database.save_interval`).
+    pub fn save_every(mut self, interval: Duration) -> Self {
+        self.save_interval = interval;
+        self
     }
 
     fn send(&self, sessids: Vec<SessionId>, line: String) {
@@ -345,26 +463,80 @@ impl World {
         self.send(self.state.room_sessions(room, except), line);
     }
 
-    fn persist_location(&mut self, character: CharacterId, room: RoomId, ctx: &mut Context<Self>) {
-        self.pending_writes += 1;
+    /// Plans a save in `save_interval` unless one is planned or under way
+    /// (that one's end plans the next).
+    fn plan_save(&mut self, ctx: &mut Context<Self>) {
+        if self.save_timer.is_none() && !self.saves.is_writing() && self.saves.unsaved() > 0 {
+            self.plan_save_in(self.save_interval, ctx);
+        }
+    }
+
+    fn plan_save_in(&mut self, delay: Duration, ctx: &mut Context<Self>) {
+        if let Some(old) = self.save_timer.take() {
+            ctx.cancel_future(old);
+        }
+        self.save_timer = Some(ctx.run_later(delay, |act, ctx| {
+            act.save_timer = None;
+            act.save(ctx);
+        }));
+    }
+
+    /// Writes everything unsaved in one transaction, unless a save is under
+    /// way. A failure puts it back and tries again after a growing pause;
+    /// `Settle` waits for all of it either way.
+    fn save(&mut self, ctx: &mut Context<Self>) {
+        if let Some(old) = self.save_timer.take() {
+            ctx.cancel_future(old);
+        }
+        let Some(batch) = self.saves.take() else {
+            self.after_save(ctx);
+            return;
+        };
+        let rows = batch.len();
         ctx.spawn(
             self.db
-                .send(SetCharacterLocation { character, room })
+                .send(SaveCharacters { saves: batch })
                 .into_actor(self)
-                .map(move |result, act, _| {
-                    match result {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => log::error!("character {character}: location not saved: {e}"),
-                        Err(e) => log::error!("character {character}: database unreachable: {e}"),
-                    }
-                    act.pending_writes -= 1;
-                    if act.pending_writes == 0 {
-                        for w in act.settle_waiters.drain(..) {
-                            let _ = w.send(());
+                .map(move |result, act, ctx| {
+                    let failure = match result {
+                        Ok(Ok(written)) => {
+                            log::debug!("saved {rows} characters ({written} rows)");
+                            act.saves.committed();
+                            act.save_backoff.reset();
+                            None
+                        }
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(e) => Some(format!("the database executor is unavailable: {e}")),
+                    };
+                    match failure {
+                        None => act.after_save(ctx),
+                        Some(why) => {
+                            act.saves.failed();
+                            let pause = act.save_backoff.pause();
+                            log::error!(
+                                "{} characters' rooms not saved yet ({why}); trying again in {pause:?}",
+                                act.saves.unsaved()
+                            );
+                            act.plan_save_in(pause, ctx);
                         }
                     }
                 }),
         );
+    }
+
+    /// After a save: answers the `Settle`s once everything is saved; moves
+    /// that came in meanwhile are saved at once if someone waits for them,
+    /// else at the next interval.
+    fn after_save(&mut self, ctx: &mut Context<Self>) {
+        if self.saves.is_settled() {
+            for w in self.settle_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        } else if !self.settle_waiters.is_empty() && !self.saves.is_writing() {
+            self.save(ctx);
+        } else {
+            self.plan_save(ctx);
+        }
     }
 }
 
@@ -441,6 +613,17 @@ impl Handler<ForgetCharacter> for World {
 
     fn handle(&mut self, msg: ForgetCharacter, _: &mut Context<Self>) {
         self.state.forget(msg.character);
+        self.saves.forget(msg.character);
+    }
+}
+
+impl Handler<Puppeted> for World {
+    type Result = ();
+
+    fn handle(&mut self, msg: Puppeted, ctx: &mut Context<Self>) {
+        let at = i64::try_from(now_millis()).unwrap_or(i64::MAX);
+        self.saves.puppeted(msg.character, msg.account, at);
+        self.plan_save(ctx);
     }
 }
 
@@ -525,7 +708,8 @@ impl Handler<Go> for World {
                 .unwrap_or_default();
             self.send(own, look);
         }
-        self.persist_location(msg.character, destination, ctx);
+        self.saves.moved(msg.character, destination);
+        self.plan_save(ctx);
         true
     }
 }
@@ -552,12 +736,16 @@ impl Handler<Locate> for World {
 impl Handler<Settle> for World {
     type Result = ResponseFuture<()>;
 
-    fn handle(&mut self, _: Settle, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: Settle, ctx: &mut Context<Self>) -> Self::Result {
         let (tx, rx) = oneshot::channel();
-        if self.pending_writes == 0 {
+        if self.saves.is_settled() {
             let _ = tx.send(());
         } else {
             self.settle_waiters.push(tx);
+            // Nobody waits for the interval (or a retry's pause) now.
+            if !self.saves.is_writing() {
+                self.save(ctx);
+            }
         }
         Box::pin(async move {
             let _ = rx.await;
@@ -566,6 +754,7 @@ impl Handler<Settle> for World {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -679,8 +868,221 @@ mod tests {
     }
 
     #[test]
+    fn the_save_queue_keeps_only_the_newest_state_per_character() {
+        let mut q = SaveQueue::default();
+        assert!(q.is_settled());
+        assert_eq!(q.take(), None);
+        for room in [2, 3, 1, 2] {
+            q.moved(ANN, RoomId(room));
+        }
+        q.moved(BOB, RoomId(3));
+        q.puppeted(ANN, AccountId(7), 1_000);
+        assert!(!q.is_settled());
+        let batch = q.take().unwrap();
+        assert_eq!(
+            batch,
+            vec![
+                CharacterSave {
+                    character: ANN,
+                    location: Some(RoomId(2)),
+                    puppeted: Some((AccountId(7), 1_000)),
+                },
+                CharacterSave {
+                    character: BOB,
+                    location: Some(RoomId(3)),
+                    puppeted: None,
+                },
+            ]
+        );
+        // One save at a time: later moves wait for the next.
+        q.moved(CAT, RoomId(2));
+        assert_eq!(q.take(), None);
+        assert!(q.is_writing());
+        q.committed();
+        assert_eq!(q.take().unwrap().len(), 1);
+        q.committed();
+        assert!(q.is_settled());
+    }
+
+    #[test]
+    fn a_failed_save_comes_back_under_what_is_newer() {
+        let mut q = SaveQueue::default();
+        q.moved(ANN, RoomId(2));
+        q.puppeted(ANN, AccountId(7), 1_000);
+        q.moved(BOB, RoomId(3));
+        q.take().unwrap();
+        // Ann walked on while her save was under way.
+        q.moved(ANN, RoomId(1));
+        q.failed();
+        assert!(!q.is_writing());
+        let again = q.take().unwrap();
+        assert_eq!(
+            again,
+            vec![
+                CharacterSave {
+                    character: ANN,
+                    location: Some(RoomId(1)),
+                    puppeted: Some((AccountId(7), 1_000)),
+                },
+                CharacterSave {
+                    character: BOB,
+                    location: Some(RoomId(3)),
+                    puppeted: None,
+                },
+            ]
+        );
+        q.failed();
+        q.forget(BOB);
+        assert_eq!(q.unsaved(), 1);
+    }
+
+    #[test]
     fn an_unknown_room_means_limbo() {
         let mut w = world();
         assert_eq!(w.enter(ANN, "Ann", "", RoomId(77), vec![]), LIMBO);
+    }
+
+    /// A crowd walking as fast as the world answers while others log in, as
+    /// `gatehouse bench --saturate` drives a game: after a settle every
+    /// character is stored in the room it last walked to, and every login
+    /// succeeded. Before moves were saved in batches, this lost writes to
+    /// "database is locked" on SQLite (and stored some characters a room
+    /// behind, when two of their writes ran out of order).
+    #[actix::test]
+    async fn a_crowd_walking_flat_out_is_stored_where_it_stood() {
+        use crate::actors::db::{
+            self, Authenticate, CreateAccount, CreateCharacter, DbPools, LoadCharacters,
+        };
+        use crate::actors::server::metrics::ServerMetrics;
+        use crate::models::open_write_pool;
+        use crate::models::testing::databases_sized;
+
+        const WALKERS: usize = 50;
+        const MOVES: usize = 200;
+        const LOGINS: usize = 24;
+        /// Many database threads, as a busy game configures them: on SQLite
+        /// each used to write on its own connection.
+        const THREADS: u32 = 32;
+        const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+        const PATIENCE: Duration = Duration::from_secs(120);
+        for test_db in databases_sized(THREADS, 8) {
+            let backend = test_db.backend;
+            let write = open_write_pool(&test_db.target, &test_db.pool, WRITE_TIMEOUT).unwrap();
+            let pools = DbPools {
+                read: test_db.pool.clone(),
+                write,
+            };
+            let threads = test_db.pool.max_size() as usize;
+            let db = db::start(pools, threads, WRITE_TIMEOUT, ServerMetrics::new());
+            let (rooms, exits) = db.send(LoadWorld).await.unwrap().unwrap();
+            assert!(rooms.len() > 1);
+            let world = World::new(Portals::default(), db.clone()).start();
+
+            let mut walkers = Vec::new();
+            for n in 0..WALKERS {
+                let name = format!("Walker{n}");
+                let account = db
+                    .send(CreateAccount {
+                        name: name.clone(),
+                        password: "correct horse".to_owned(),
+                        superuser: false,
+                        min_password_length: 8,
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                let character = db
+                    .send(CreateCharacter {
+                        account: account.id,
+                        name,
+                        description: String::new(),
+                        max_characters: 0,
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+                world
+                    .send(EnterWorld {
+                        character: character.id,
+                        name: character.name.clone(),
+                        description: String::new(),
+                        location: character.location,
+                        sessions: vec![SessionId(n as u64 + 1)],
+                        announce: false,
+                        look_to: Vec::new(),
+                    })
+                    .await
+                    .unwrap();
+                walkers.push((account.id, character.id, character.location));
+            }
+
+            let mut walking = tokio::task::JoinSet::new();
+            for (n, &(account, character, start)) in walkers.iter().enumerate() {
+                let world = world.clone();
+                let exits = exits.clone();
+                walking.spawn(async move {
+                    let mut here = start;
+                    for step in 0..MOVES {
+                        let ways: Vec<&ExitRecord> =
+                            exits.iter().filter(|e| e.room == here).collect();
+                        let way = ways[(n + step) % ways.len()];
+                        let walked = world
+                            .send(Go {
+                                character,
+                                word: way.name.clone(),
+                            })
+                            .await
+                            .unwrap();
+                        assert!(walked, "{} from {here}", way.name);
+                        here = way.destination;
+                    }
+                    (account, character, here)
+                });
+            }
+            let mut logins = tokio::task::JoinSet::new();
+            for n in 0..LOGINS {
+                let db = db.clone();
+                logins.spawn(async move {
+                    db.send(Authenticate {
+                        name: format!("Walker{}", n % WALKERS),
+                        password: "correct horse".to_owned(),
+                    })
+                    .await
+                });
+            }
+            let mut stood = Vec::new();
+            while let Some(done) = walking.join_next().await {
+                stood.push(done.unwrap());
+            }
+            let mut answered = 0;
+            while let Some(done) = logins.join_next().await {
+                let login = done.unwrap().unwrap();
+                assert!(
+                    matches!(login, Ok(Some(_))),
+                    "{backend}: a login failed: {login:?}"
+                );
+                answered += 1;
+            }
+            assert_eq!(answered, LOGINS);
+
+            tokio::time::timeout(PATIENCE, world.send(Settle))
+                .await
+                .expect("the world settled in time")
+                .unwrap();
+            let mut misplaced = Vec::new();
+            for (account, character, here) in stood {
+                let stored = db.send(LoadCharacters { account }).await.unwrap().unwrap();
+                let stored = stored.iter().find(|c| c.id == character).unwrap().location;
+                if stored != here {
+                    misplaced.push((character, here, stored));
+                }
+            }
+            assert!(
+                misplaced.is_empty(),
+                "{backend}: {} of {WALKERS} characters stored elsewhere \
+                 (character, stood, stored): {misplaced:?}",
+                misplaced.len()
+            );
+        }
     }
 }
