@@ -221,6 +221,7 @@ impl Scheduler {
 /// One event as the report lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRecord {
+    /// [`EventKind::name`].
     pub kind: &'static str,
     /// Seconds into the measured window it was thrown.
     pub at_secs: f64,

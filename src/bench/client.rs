@@ -156,6 +156,38 @@ pub struct Tally {
     /// Numbers in the order they were sent (so by deadline) not seen yet.
     waiting: VecDeque<u64>,
     counts: TallyCounts,
+    /// Each lost, late or duplicated reply, to name in the report.
+    odd: Vec<OddSighting>,
+}
+
+/// What was wrong with one reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oddity {
+    Lost,
+    Late,
+    Duplicated,
+}
+
+impl Oddity {
+    /// The word the report uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Oddity::Lost => "lost",
+            Oddity::Late => "late",
+            Oddity::Duplicated => "duplicated",
+        }
+    }
+}
+
+/// One lost, late or duplicated reply: its number, when its command was
+/// sent (unknown for a reply never asked for), and when it was seen (for a
+/// lost one, when it was given up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OddSighting {
+    pub oddity: Oddity,
+    pub n: u64,
+    pub sent: Option<Instant>,
+    pub at: Instant,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -165,12 +197,28 @@ enum Entry {
         deadline: Instant,
     },
     /// Seen in time.
-    Received,
-    /// Not seen in time (and maybe seen since).
+    Received {
+        sent: Instant,
+    },
+    /// Not seen in time.
     Lost {
         sent: Instant,
     },
-    LateSeen,
+    /// Not seen in time, seen since.
+    LateSeen {
+        sent: Instant,
+    },
+}
+
+impl Entry {
+    fn sent(self) -> Instant {
+        match self {
+            Entry::Waiting { sent, .. }
+            | Entry::Received { sent }
+            | Entry::Lost { sent }
+            | Entry::LateSeen { sent } => sent,
+        }
+    }
 }
 
 /// What a [`Tally`] counted (since it was last taken).
@@ -215,24 +263,29 @@ impl Tally {
             }
             Some(&Entry::Lost { sent }) => {
                 self.counts.late += 1;
+                self.note(Oddity::Late, n, Some(sent), now);
                 Sighting::Late(now.saturating_duration_since(sent))
             }
-            Some(Entry::Received | Entry::LateSeen) | None => {
+            Some(Entry::Received { .. } | Entry::LateSeen { .. }) | None => {
                 self.counts.duplicated += 1;
+                self.note(Oddity::Duplicated, n, None, now);
                 Sighting::Again
             }
         };
-        match sighting {
-            Sighting::First(_) => self.entries.insert(n, Entry::Received),
-            Sighting::Late(_) => self.entries.insert(n, Entry::LateSeen),
-            Sighting::Again => None,
-        };
+        if let Some(&entry) = self.entries.get(&n) {
+            let sent = entry.sent();
+            match sighting {
+                Sighting::First(_) => self.entries.insert(n, Entry::Received { sent }),
+                Sighting::Late(_) => self.entries.insert(n, Entry::LateSeen { sent }),
+                Sighting::Again => None,
+            };
+        }
         sighting
     }
 
     /// True if reply `n` was seen before its deadline.
     pub fn received(&self, n: u64) -> bool {
-        matches!(self.entries.get(&n), Some(Entry::Received))
+        matches!(self.entries.get(&n), Some(Entry::Received { .. }))
     }
 
     /// Counts as lost every reply whose deadline passed before `now`.
@@ -242,6 +295,7 @@ impl Tally {
                 Some(&Entry::Waiting { sent, deadline }) if deadline <= now => {
                     self.entries.insert(n, Entry::Lost { sent });
                     self.counts.lost += 1;
+                    self.note(Oddity::Lost, n, Some(sent), deadline);
                 }
                 Some(Entry::Waiting { .. }) => return,
                 _ => {}
@@ -252,12 +306,30 @@ impl Tally {
 
     /// Counts every reply still waited for as lost (the connection is gone).
     pub fn give_up(&mut self) {
+        let now = Instant::now();
         while let Some(n) = self.waiting.pop_front() {
             if let Some(&Entry::Waiting { sent, .. }) = self.entries.get(&n) {
                 self.entries.insert(n, Entry::Lost { sent });
                 self.counts.lost += 1;
+                self.note(Oddity::Lost, n, Some(sent), now);
             }
         }
+    }
+
+    fn note(&mut self, oddity: Oddity, n: u64, sent: Option<Instant>, at: Instant) {
+        // The sent time of a duplicate is that of its command.
+        let sent = sent.or(self.entries.get(&n).map(|e| e.sent()));
+        self.odd.push(OddSighting {
+            oddity,
+            n,
+            sent,
+            at,
+        });
+    }
+
+    /// The lost, late and duplicated replies since the last call.
+    pub fn take_odd(&mut self) -> Vec<OddSighting> {
+        std::mem::take(&mut self.odd)
     }
 
     /// The last deadline of the replies still waited for.
@@ -334,6 +406,16 @@ impl Checks {
     /// The longest marker round trip since the last call.
     pub fn take_longest_wait(&mut self) -> Duration {
         std::mem::take(&mut self.longest_wait)
+    }
+
+    /// The lost, late and duplicated replies since the last call, each with
+    /// the text expected.
+    pub fn take_odd(&mut self) -> Vec<(OddSighting, String)> {
+        let markers = self.markers.take_odd().into_iter();
+        let markers = markers.map(|o| (o, self.marker_reply.fill(o.n)));
+        let echoes = self.echoes.take_odd().into_iter();
+        let echoes = echoes.map(|o| (o, format!("{} {}", self.echo_pattern, self.echo.fill(o.n))));
+        markers.chain(echoes).collect()
     }
 }
 
@@ -693,6 +775,24 @@ mod tests {
         );
         // Taken: counted once only.
         assert_eq!(tally.take_counts(), TallyCounts::default());
+        // Each oddity is named: 1 and 3 twice, 99 never asked for, 3 and 4
+        // lost (at their deadlines), 3 late.
+        let odd: Vec<(Oddity, u64, Option<Instant>, Instant)> = tally
+            .take_odd()
+            .into_iter()
+            .map(|o| (o.oddity, o.n, o.sent, o.at))
+            .collect();
+        assert_eq!(
+            odd,
+            [
+                (Oddity::Duplicated, 1, Some(at(10)), at(16)),
+                (Oddity::Duplicated, 99, None, at(600)),
+                (Oddity::Lost, 3, Some(at(30)), at(1_030)),
+                (Oddity::Lost, 4, Some(at(40)), at(1_040)),
+                (Oddity::Late, 3, Some(at(30)), at(1_500)),
+                (Oddity::Duplicated, 3, Some(at(30)), at(1_600)),
+            ]
+        );
         // A reply late but not yet expired is late, not received; expiring
         // afterwards does not count it lost a second time.
         tally.expect(5, at(2_000), at(3_000));

@@ -38,7 +38,7 @@ use tokio::time::Instant;
 
 use chaos::{Chaos, ChaosMix, Scheduler};
 use client::{Action, Checks, Mix, Player, Script, WaitError};
-use report::{BenchReport, ChaosReport, ReloadReport, RunReport, StormReport};
+use report::{BenchReport, ChaosReport, OddReply, ReloadReport, RunReport, StormReport};
 use stats::LatencyRecorder;
 use target::{Pids, Snapshot, SpawnedGame};
 
@@ -546,6 +546,8 @@ struct Shared {
     completions: Mutex<Vec<u64>>,
     /// With --chaos, the longest a marker reply took (µs), late ones too.
     longest_wait: AtomicU64,
+    /// With --chaos, the first [`ODD_REPLIES_KEPT`] lost, late or duplicated replies.
+    odd_replies: Mutex<Vec<OddReplyAt>>,
     /// Connections made so far, for --spread-sources.
     connections_made: AtomicU32,
 }
@@ -560,6 +562,20 @@ const CHAOS_TICK: Duration = Duration::from_millis(20);
 /// With --chaos, a player that has stopped acting keeps reading this long
 /// once everything it waited for came, for replies that come twice.
 const CHAOS_LINGER: Duration = Duration::from_secs(1);
+
+/// Lost, late or duplicated replies the report names one by one (the
+/// counts hold them all).
+const ODD_REPLIES_KEPT: usize = 50;
+
+/// An [`OddReply`] with its times in µs from the run's origin (the window's
+/// start may not be known yet).
+#[derive(Debug, Clone)]
+struct OddReplyAt {
+    what: &'static str,
+    reply: String,
+    sent: Option<u64>,
+    at: u64,
+}
 
 impl Shared {
     /// Where a player's next connection comes from: with --spread-sources an
@@ -647,6 +663,23 @@ impl Shared {
         }
         let wait = u64::try_from(checks.take_longest_wait().as_micros()).unwrap_or(u64::MAX);
         self.longest_wait.fetch_max(wait, Ordering::Relaxed);
+        let odd = checks.take_odd();
+        if odd.is_empty() {
+            return;
+        }
+        if let Ok(mut kept) = self.odd_replies.lock() {
+            for (sighting, reply) in odd {
+                if kept.len() >= ODD_REPLIES_KEPT {
+                    break;
+                }
+                kept.push(OddReplyAt {
+                    what: sighting.oddity.name(),
+                    reply,
+                    sent: sighting.sent.map(|at| self.micros(at)),
+                    at: self.micros(sighting.at),
+                });
+            }
+        }
     }
 }
 
@@ -674,6 +707,7 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
         after_event_latency: LatencyRecorder::new(),
         completions: Mutex::new(Vec::new()),
         longest_wait: AtomicU64::new(0),
+        odd_replies: Mutex::new(Vec::new()),
         connections_made: AtomicU32::new(0),
     });
     let plan = &shared.plan;
@@ -860,6 +894,21 @@ fn build_report(
                 / 1000.0,
             longest_wait_ms: shared.longest_wait.load(Ordering::Relaxed) as f64 / 1000.0,
             after_events: shared.after_event_latency.summary(),
+            odd_replies: shared
+                .odd_replies
+                .lock()
+                .map(|kept| {
+                    let secs = |at: u64| (at as f64 - window_start as f64) / 1e6;
+                    kept.iter()
+                        .map(|odd| OddReply {
+                            what: odd.what,
+                            reply: odd.reply.clone(),
+                            sent_at_secs: odd.sent.map(secs),
+                            at_secs: secs(odd.at),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
             passed: false,
         }
     });

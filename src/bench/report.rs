@@ -143,8 +143,24 @@ pub struct ChaosReport {
     pub longest_wait_ms: f64,
     /// Round trips of the actions sent within 5 s after an event.
     pub after_events: LatencySummary,
+    /// The first lost, late or duplicated replies, one by one.
+    pub odd_replies: Vec<OddReply>,
     /// No disconnect, no lost or duplicated reply, and the game back after every event.
     pub passed: bool,
+}
+
+/// One lost, late or duplicated reply, to set beside the events.
+#[derive(Debug, Clone, Serialize)]
+pub struct OddReply {
+    /// `lost`, `late` or `duplicated`.
+    pub what: &'static str,
+    /// The reply expected.
+    pub reply: String,
+    /// Seconds into the window its command was sent (before the window:
+    /// negative); `None` for a reply never asked for.
+    pub sent_at_secs: Option<f64>,
+    /// Seconds into the window it was seen (for a lost one: given up).
+    pub at_secs: f64,
 }
 
 impl ChaosReport {
@@ -294,6 +310,16 @@ impl fmt::Display for RunReport {
                 c.longest_gap_ms, c.longest_wait_ms
             )?;
             latency_line(f, "sent after an event", &c.after_events)?;
+            for odd in &c.odd_replies {
+                let sent = odd
+                    .sent_at_secs
+                    .map_or("never sent".to_owned(), |s| format!("sent at {s:.3} s"));
+                writeln!(
+                    f,
+                    "    {} at {:.3} s ({sent}): {}",
+                    odd.what, odd.at_secs, odd.reply
+                )?;
+            }
             let problems = c.problems();
             if problems.is_empty() {
                 writeln!(f, "  chaos: passed")?;
