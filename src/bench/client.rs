@@ -163,8 +163,11 @@ pub struct Tally {
 /// What was wrong with one reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Oddity {
+    /// Not seen by its deadline.
     Lost,
+    /// Seen after its deadline (and counted lost).
     Late,
+    /// Seen once more than expected.
     Duplicated,
 }
 
@@ -184,9 +187,13 @@ impl Oddity {
 /// lost one, when it was given up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OddSighting {
+    /// What was wrong.
     pub oddity: Oddity,
+    /// The reply's number.
     pub n: u64,
+    /// When its command was sent.
     pub sent: Option<Instant>,
+    /// When it was seen, or given up.
     pub at: Instant,
 }
 

@@ -422,3 +422,74 @@ impl Progress {
         self.bar.finish_and_clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chaos() -> ChaosReport {
+        ChaosReport {
+            seed: 1,
+            every_secs: 10.0,
+            events_by_kind: BTreeMap::new(),
+            events: Vec::new(),
+            disconnects: 0,
+            replies_expected: 10,
+            replies_received: 10,
+            lost_replies: 0,
+            late_replies: 0,
+            duplicated_replies: 0,
+            longest_gap_ms: 0.0,
+            longest_wait_ms: 0.0,
+            after_events: LatencySummary::default(),
+            odd_replies: Vec::new(),
+            passed: false,
+        }
+    }
+
+    fn event(kind: EventKind, back_after_ms: Option<f64>) -> EventRecord {
+        EventRecord {
+            kind: kind.name(),
+            at_secs: 1.0,
+            back_after_ms,
+        }
+    }
+
+    #[test]
+    fn a_chaos_run_passes_only_with_nothing_lost_repeated_or_dropped() {
+        let mut report = chaos();
+        report.set_events(&[
+            event(EventKind::Kill, Some(80.0)),
+            event(EventKind::Reload, Some(60.0)),
+            event(EventKind::Kill, Some(70.0)),
+        ]);
+        assert!(report.passed, "{:?}", report.problems());
+        assert_eq!(
+            report.events_by_kind,
+            BTreeMap::from([("kill", 2), ("reload", 1)])
+        );
+        // Every kind is listed, thrown or not.
+        report.set_events(&[]);
+        assert_eq!(
+            report.events_by_kind,
+            BTreeMap::from([("kill", 0), ("reload", 0)])
+        );
+        let mut report = chaos();
+        report.duplicated_replies = 2;
+        report.disconnects = 1;
+        report.set_events(&[event(EventKind::Reload, None)]);
+        assert!(!report.passed);
+        assert_eq!(
+            report.problems(),
+            [
+                "1 disconnects",
+                "2 duplicated replies",
+                "1 events the game was not back from"
+            ]
+        );
+        let mut report = chaos();
+        report.lost_replies = 3;
+        report.set_events(&[]);
+        assert_eq!(report.problems(), ["3 lost replies"]);
+    }
+}
