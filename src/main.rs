@@ -225,6 +225,9 @@ fn run_cli(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{report}");
             }
+            if let Some(problems) = report.chaos_failure() {
+                bail!("the chaos run FAILED: {problems}");
+            }
             Ok(())
         }
         Command::Account {

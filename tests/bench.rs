@@ -1,6 +1,7 @@
-//! `gatehouse bench` from the outside: short runs against a real gatehouse,
-//! against a small telnet MUD with other commands and texts, and against the
-//! echo baseline alone. Each asserts that the run completed without errors
+//! `gatehouse bench` from the outside: short runs against a real gatehouse
+//! (one under `--chaos`, its Server reloaded and killed), against a small
+//! telnet MUD with other commands and texts, and against the echo baseline
+//! alone. Each asserts that the run completed without errors
 //! and did what it was told; no timing is asserted.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -116,6 +117,71 @@ fn a_reload_during_a_run_loses_no_player_and_no_reply() {
         game.server_pid(),
         server_before,
         "the Server was not reloaded"
+    );
+}
+
+#[test]
+fn chaos_reloads_and_kills_lose_and_repeat_no_reply() {
+    // Seed 1 throws a kill, then a reload: two events give both kinds. The
+    // mean of 1 s makes each event follow the game's return (plus 1 s) closely;
+    // the long timeout keeps a slow restart on a busy machine from counting
+    // as a loss.
+    let report = bench(&[
+        "--spawn",
+        "--chaos",
+        "--chaos-every",
+        "1",
+        "--chaos-seed",
+        "1",
+        "--clients",
+        "4",
+        "--ramp",
+        "0.5",
+        "--duration",
+        "12",
+        "--pace",
+        "50-200",
+        "--mix",
+        "look=20,say=50,who=10,move=20",
+        "--timeout",
+        "60",
+    ]);
+    let chaos = &report["run"]["chaos"];
+    assert!(
+        number(&report, "/run/chaos/events_by_kind/reload") >= 1,
+        "{chaos:#}"
+    );
+    assert!(
+        number(&report, "/run/chaos/events_by_kind/kill") >= 1,
+        "{chaos:#}"
+    );
+    let events = chaos["events"].as_array().expect("events");
+    assert!(
+        events.iter().all(|e| e["back_after_ms"].as_f64().is_some()),
+        "{chaos:#}"
+    );
+    assert_eq!(number(&report, "/run/chaos/disconnects"), 0, "{chaos:#}");
+    assert_eq!(number(&report, "/run/chaos/lost_replies"), 0, "{chaos:#}");
+    assert_eq!(number(&report, "/run/chaos/late_replies"), 0, "{chaos:#}");
+    assert_eq!(
+        number(&report, "/run/chaos/duplicated_replies"),
+        0,
+        "{chaos:#}"
+    );
+    assert_eq!(chaos["passed"], Value::Bool(true), "{chaos:#}");
+    assert_eq!(number(&report, "/errors"), 0, "{report:#}");
+    // Every action's marker and every say's echo was checked, and they were
+    // sent across the events.
+    let expected = number(&report, "/run/chaos/replies_expected");
+    assert_eq!(
+        number(&report, "/run/chaos/replies_received"),
+        expected,
+        "{chaos:#}"
+    );
+    assert!(expected > number(&report, "/run/actions"), "{report:#}");
+    assert!(
+        number(&report, "/run/chaos/after_events/count") > 0,
+        "{chaos:#}"
     );
 }
 
@@ -281,6 +347,21 @@ fn bad_options_are_refused_with_a_reason() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--port"), "{stderr}");
+    // Chaos follows the Server through a game dir; a bare port has none.
+    let output = Command::new(bin())
+        .args(["bench", "--port", "1", "--chaos"])
+        .output()
+        .expect("run gatehouse bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--spawn or --attach"), "{stderr}");
+    let output = Command::new(bin())
+        .args(["bench", "--spawn", "--chaos", "--chaos-mix", "upgrade=1"])
+        .output()
+        .expect("run gatehouse bench");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown event 'upgrade'"), "{stderr}");
 }
 
 #[test]

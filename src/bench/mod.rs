@@ -4,17 +4,21 @@
 //! (look, say, who, move through an exit) at a pace, as fast as replies come
 //! (`--saturate`), or not at all (`--idle`), while the bench measures each
 //! action's round trip and, when it knows their pids, the server processes'
-//! memory and CPU. It can reload the Server mid-run (`--reload-at`), throw a
-//! login storm at it (`--login-storm`), and measure the machine's own limit
-//! with an in-process line-echo server (`--echo-baseline`).
+//! memory and CPU. It can reload the Server mid-run (`--reload-at`), reload
+//! and kill it again and again while every player checks that each command
+//! it sent was answered exactly once (`--chaos`), throw a login storm at it
+//! (`--login-storm`), and measure the machine's own limit with an in-process
+//! line-echo server (`--echo-baseline`).
 //!
 //! The command strings and the patterns that end each reply are options, so
 //! the same run can be pointed at another MUD.
 //!
 //! Layout: [`client`] is one player (its script and reply detection),
-//! [`stats`] the arithmetic, [`target`] the server's processes, [`echo`] the
-//! baseline server, [`report`] what is printed; this module runs the phases.
+//! [`stats`] the arithmetic, [`target`] the server's processes, [`chaos`] the
+//! events thrown at them, [`echo`] the baseline server, [`report`] what is
+//! printed; this module runs the phases.
 
+pub mod chaos;
 pub mod client;
 pub mod echo;
 pub mod flood;
@@ -32,8 +36,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use tokio::time::Instant;
 
-use client::{Action, Mix, Player, Script, WaitError};
-use report::{BenchReport, ReloadReport, RunReport, StormReport};
+use chaos::{Chaos, ChaosMix, Scheduler};
+use client::{Action, Checks, Mix, Player, Script, WaitError};
+use report::{BenchReport, ChaosReport, OddReply, ReloadReport, RunReport, StormReport};
 use stats::LatencyRecorder;
 use target::{Pids, Snapshot, SpawnedGame};
 
@@ -97,6 +102,22 @@ pub struct BenchOptions {
     /// Reload the Server this many seconds into the measured window.
     #[arg(long, value_name = "SECS")]
     pub reload_at: Option<f64>,
+    /// Reload and kill the Server at random moments of the measured window,
+    /// one event at a time, while every player checks that each command it
+    /// sent was answered exactly once (needs --spawn or --attach).
+    #[arg(long, conflicts_with_all = ["idle", "reload_at"])]
+    pub chaos: bool,
+    /// Mean seconds between chaos events.
+    #[arg(long, default_value_t = 20.0, value_name = "SECS", requires = "chaos")]
+    pub chaos_every: f64,
+    /// Weights of the chaos events: reload (SIGHUP to the Portal) and kill
+    /// (SIGKILL to the Server).
+    #[arg(long, default_value = "reload=1,kill=1", requires = "chaos")]
+    pub chaos_mix: ChaosMix,
+    /// Seed of the chaos events' moments and kinds, to repeat a run
+    /// [default: random, printed in the report].
+    #[arg(long, value_name = "N", requires = "chaos")]
+    pub chaos_seed: Option<u64>,
     /// This many extra players log in at once while the others are measured
     /// (their accounts are created before the measured window).
     #[arg(long, value_name = "N")]
@@ -189,6 +210,14 @@ pub struct BenchOptions {
     pub keepalive_command: String,
     #[arg(long, default_value_t = 60.0)]
     pub keepalive_secs: f64,
+    /// With --chaos, sent after each action in the same write: `{player}` is
+    /// the player's number, `{n}` the action's; an unknown command, so that
+    /// its reply is unique.
+    #[arg(long, default_value = "chk-{player}-{n}")]
+    pub marker_command: String,
+    /// The reply to a marker; `{marker}` is the marker sent.
+    #[arg(long, default_value = "Command '{marker}' is not available.")]
+    pub marker_ok: String,
 }
 
 /// The pause range between actions.
@@ -236,6 +265,17 @@ impl Behaviour {
     }
 }
 
+/// What `--chaos` throws, and how often.
+#[derive(Debug, Clone)]
+struct ChaosPlan {
+    every: Duration,
+    mix: ChaosMix,
+    seed: u64,
+}
+
+/// The text of a player's `say`: unique per player (`{player}`) and say (`{n}`).
+const SAY_TEXT: &str = "hello from {player} number {n}";
+
 /// One run's plan, fixed before it starts.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -254,6 +294,7 @@ struct Plan {
     login_timeout: Duration,
     keepalive: Duration,
     reload_at: Option<Duration>,
+    chaos: Option<ChaosPlan>,
     storm: Option<(usize, Duration, Duration)>,
     flood: Option<flood::FloodPlan>,
     spread_sources: bool,
@@ -284,6 +325,9 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             server: options.server_pid,
         },
     };
+    if options.chaos && !matches!(pids, Pids::GameDir(_)) {
+        bail!("--chaos needs the game's run dir to follow the Server: give --spawn or --attach GAME_DIR");
+    }
     let port = match (&spawned, options.port) {
         (Some(game), _) => Some(game.telnet_port),
         (None, port) => port,
@@ -311,6 +355,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         let mut plan = plan_of(options, server.addr, "echo baseline".into(), script.echo())?;
         plan.login_needed = false;
         plan.reload_at = None;
+        plan.chaos = None;
         plan.storm = None;
         report.echo_baseline = Some(runtime.block_on(run_plan(plan, Pids::Unknown))?);
     }
@@ -340,6 +385,8 @@ fn script_of(o: &BenchOptions) -> Script {
         exits_prefix: o.exits_prefix.clone(),
         keepalive: o.keepalive_command.clone(),
         password: o.password.clone(),
+        marker: o.marker_command.clone(),
+        marker_ok: o.marker_ok.clone(),
     }
 }
 
@@ -373,6 +420,26 @@ fn plan_of(
     } else {
         Behaviour::Paced(o.pace)
     };
+    let chaos = if o.chaos {
+        if script.checks(0, SAY_TEXT).is_none() {
+            bail!(
+                "--marker-command must hold {{n}} once and --marker-ok {{marker}}, got '{}' and '{}'",
+                o.marker_command,
+                o.marker_ok
+            );
+        }
+        let every = seconds(o.chaos_every, "--chaos-every")?;
+        if every.is_zero() {
+            bail!("--chaos-every must be more than 0");
+        }
+        Some(ChaosPlan {
+            every,
+            mix: o.chaos_mix.clone(),
+            seed: o.chaos_seed.unwrap_or_else(|| fastrand::Rng::new().u64(..)),
+        })
+    } else {
+        None
+    };
     let prefix = o.name_prefix.clone().unwrap_or_else(|| {
         let mut rng = fastrand::Rng::new();
         std::iter::once('b')
@@ -395,6 +462,7 @@ fn plan_of(
         login_timeout: seconds(o.login_timeout, "--login-timeout")?,
         keepalive: seconds(o.keepalive_secs, "--keepalive-secs")?,
         reload_at: o.reload_at.map(|s| seconds(s, "--reload-at")).transpose()?,
+        chaos,
         storm,
         flood: o.flood.map(|kind| flood::FloodPlan {
             kind,
@@ -429,8 +497,17 @@ struct Counters {
     /// Lines the players received in the window: replies and what the
     /// server fanned out to them (other players' speech, arrivals).
     lines_received: AtomicU64,
-    /// Actions whose reply never came (timed out).
+    /// Actions whose reply never came (timed out); with --chaos, marker
+    /// replies and say echoes not seen in time.
     lost_replies: AtomicU64,
+    /// With --chaos: replies expected exactly once (markers and say echoes).
+    replies_expected: AtomicU64,
+    /// ... of those, seen in time.
+    replies_received: AtomicU64,
+    /// ... lost ones that came after all.
+    late_replies: AtomicU64,
+    /// ... sightings beyond the one expected.
+    duplicated_replies: AtomicU64,
     /// Connections the server closed before the end.
     disconnects: AtomicU64,
     /// Players done with their login attempt (in or failed).
@@ -455,6 +532,8 @@ struct Shared {
     window_start: AtomicU64,
     /// Microseconds from `origin` to the reload signal, or [`UNSET`].
     reload_signal: AtomicU64,
+    /// Microseconds from `origin` to the latest chaos event, or [`UNSET`].
+    chaos_signal: AtomicU64,
     storm_active: AtomicBool,
     /// Set once the window's figures are taken: players may hang up.
     release: tokio::sync::watch::Sender<bool>,
@@ -466,12 +545,42 @@ struct Shared {
     others_during_storm: LatencyRecorder,
     /// Completion times (µs from origin) after a reload signal.
     completions_after_reload: Mutex<Vec<u64>>,
+    /// Actions sent within [`RELOAD_WINDOW`] after a chaos event.
+    after_event_latency: LatencyRecorder,
+    /// With --chaos, every completion time (µs from origin).
+    completions: Mutex<Vec<u64>>,
+    /// With --chaos, the longest a marker reply took (µs), late ones too.
+    longest_wait: AtomicU64,
+    /// With --chaos, the first [`ODD_REPLIES_KEPT`] lost, late or duplicated replies.
+    odd_replies: Mutex<Vec<OddReplyAt>>,
     /// Connections made so far, for --spread-sources.
     connections_made: AtomicU32,
 }
 
-/// Actions sent this long after the reload signal count as "during the reload".
+/// Actions sent this long after the reload signal (or a chaos event) count
+/// as "during the reload" ("after the event").
 const RELOAD_WINDOW: Duration = Duration::from_secs(5);
+
+/// With --chaos, how often the bench looks whether the game is back.
+const CHAOS_TICK: Duration = Duration::from_millis(20);
+
+/// With --chaos, a player that has stopped acting keeps reading this long
+/// once everything it waited for came, for replies that come twice.
+const CHAOS_LINGER: Duration = Duration::from_secs(1);
+
+/// Lost, late or duplicated replies the report names one by one (the
+/// counts hold them all).
+const ODD_REPLIES_KEPT: usize = 50;
+
+/// An [`OddReply`] with its times in µs from the run's origin (the window's
+/// start may not be known yet).
+#[derive(Debug, Clone)]
+struct OddReplyAt {
+    what: &'static str,
+    reply: String,
+    sent: Option<u64>,
+    at: u64,
+}
 
 impl Shared {
     /// Where a player's next connection comes from: with --spread-sources an
@@ -530,6 +639,52 @@ impl Shared {
                 done_at.push(self.micros(done));
             }
         }
+        if self.plan.chaos.is_some() {
+            let event = self.chaos_signal.load(Ordering::Acquire);
+            let sent_at = self.micros(sent);
+            if event != UNSET
+                && sent_at >= event
+                && sent_at - event < u64::try_from(RELOAD_WINDOW.as_micros()).unwrap_or(0)
+            {
+                self.after_event_latency.record(latency);
+            }
+            if let Ok(mut done_at) = self.completions.lock() {
+                done_at.push(self.micros(done));
+            }
+        }
+    }
+
+    /// Adds what a player's checks counted since last time to the run's figures.
+    fn file_checks(&self, checks: &mut Checks) {
+        let c = &self.counters;
+        for tally in [&mut checks.markers, &mut checks.echoes] {
+            let counts = tally.take_counts();
+            c.replies_received
+                .fetch_add(counts.received, Ordering::Relaxed);
+            c.lost_replies.fetch_add(counts.lost, Ordering::Relaxed);
+            c.late_replies.fetch_add(counts.late, Ordering::Relaxed);
+            c.duplicated_replies
+                .fetch_add(counts.duplicated, Ordering::Relaxed);
+        }
+        let wait = u64::try_from(checks.take_longest_wait().as_micros()).unwrap_or(u64::MAX);
+        self.longest_wait.fetch_max(wait, Ordering::Relaxed);
+        let odd = checks.take_odd();
+        if odd.is_empty() {
+            return;
+        }
+        if let Ok(mut kept) = self.odd_replies.lock() {
+            for (sighting, reply) in odd {
+                if kept.len() >= ODD_REPLIES_KEPT {
+                    break;
+                }
+                kept.push(OddReplyAt {
+                    what: sighting.oddity.name(),
+                    reply,
+                    sent: sighting.sent.map(|at| self.micros(at)),
+                    at: self.micros(sighting.at),
+                });
+            }
+        }
     }
 }
 
@@ -544,6 +699,7 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
         origin,
         window_start: AtomicU64::new(UNSET),
         reload_signal: AtomicU64::new(UNSET),
+        chaos_signal: AtomicU64::new(UNSET),
         storm_active: AtomicBool::new(false),
         release: tokio::sync::watch::channel(false).0,
         counters: Counters::default(),
@@ -553,6 +709,10 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
         storm_login_latency: LatencyRecorder::new(),
         others_during_storm: LatencyRecorder::new(),
         completions_after_reload: Mutex::new(Vec::new()),
+        after_event_latency: LatencyRecorder::new(),
+        completions: Mutex::new(Vec::new()),
+        longest_wait: AtomicU64::new(0),
+        odd_replies: Mutex::new(Vec::new()),
         connections_made: AtomicU32::new(0),
     });
     let plan = &shared.plan;
@@ -603,10 +763,28 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
     let window_end = window_start + plan.duration;
     let reload_time = plan.reload_at.map(|d| window_start + d);
     let storm_time = plan.storm.map(|(_, at, _)| window_start + at);
+    let mut chaos = plan
+        .chaos
+        .as_ref()
+        .map(|c| Chaos::new(Scheduler::new(c.seed, c.mix.clone(), c.every), pids.clone()));
+    let tick_every = match chaos {
+        Some(_) => CHAOS_TICK,
+        None => Duration::from_millis(250),
+    };
     let mut reloaded = false;
     let mut stormed = false;
     while Instant::now() < window_end {
         let now = Instant::now();
+        if let Some(chaos) = &mut chaos {
+            if chaos
+                .step(now.duration_since(window_start), true)?
+                .is_some()
+            {
+                shared
+                    .chaos_signal
+                    .store(shared.micros(now), Ordering::Release);
+            }
+        }
         if let (Some(at), false) = (reload_time, reloaded) {
             if now >= at {
                 reloaded = true;
@@ -627,7 +805,7 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
             }
         }
         progress.measure(counters, window_start.elapsed());
-        let tick = Instant::now() + Duration::from_millis(250);
+        let tick = Instant::now() + tick_every;
         tokio::select! {
             _ = tokio::time::sleep_until(tick.min(window_end)) => {}
             Some(_) = tasks.join_next() => {}
@@ -642,16 +820,29 @@ async fn run_plan(plan: Plan, pids: Pids) -> anyhow::Result<RunReport> {
     };
     progress.phase("finishing");
     // Players stop at the window's end; one still waiting for a reply
-    // gives up at its timeout.
+    // gives up at its timeout. The game's return from a last chaos event is
+    // still watched for as long.
     let grace = Instant::now() + shared.plan.timeout + Duration::from_secs(5);
-    while !tasks.is_empty() && Instant::now() < grace {
-        let _ = tokio::time::timeout_at(grace, tasks.join_next()).await;
+    while (!tasks.is_empty() || chaos.as_ref().is_some_and(Chaos::waiting))
+        && Instant::now() < grace
+    {
+        if let Some(chaos) = &mut chaos {
+            chaos.step(Instant::now().duration_since(window_start), false)?;
+        }
+        let tick = Instant::now() + CHAOS_TICK;
+        tokio::select! {
+            _ = tokio::time::sleep_until(tick.min(grace)) => {}
+            Some(_) = tasks.join_next() => {}
+        }
     }
     tasks.abort_all();
     progress.finish();
 
     let mut report = build_report(&shared, &before, &start, &end, held);
     report.flood = flood;
+    if let (Some(chaos), Some(events)) = (&mut report.chaos, &chaos) {
+        chaos.set_events(events.events());
+    }
     Ok(report)
 }
 
@@ -682,6 +873,48 @@ fn build_report(
             longest_reply_gap_ms: stats::longest_gap_micros(reload_signal, &mut done) as f64
                 / 1000.0,
             during_reload: shared.reload_latency.summary(),
+        }
+    });
+    let chaos = plan.chaos.as_ref().map(|chaos| {
+        let window_start = shared.window_start.load(Ordering::Acquire);
+        let window_end = window_start
+            .saturating_add(u64::try_from(plan.duration.as_micros()).unwrap_or(u64::MAX));
+        let mut done = shared
+            .completions
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default();
+        ChaosReport {
+            seed: chaos.seed,
+            every_secs: chaos.every.as_secs_f64(),
+            events_by_kind: Default::default(),
+            events: Vec::new(),
+            disconnects: read(&c.disconnects),
+            replies_expected: read(&c.replies_expected),
+            replies_received: read(&c.replies_received),
+            lost_replies: read(&c.lost_replies),
+            late_replies: read(&c.late_replies),
+            duplicated_replies: read(&c.duplicated_replies),
+            longest_gap_ms: stats::longest_gap_within(window_start, window_end, &mut done) as f64
+                / 1000.0,
+            longest_wait_ms: shared.longest_wait.load(Ordering::Relaxed) as f64 / 1000.0,
+            after_events: shared.after_event_latency.summary(),
+            odd_replies: shared
+                .odd_replies
+                .lock()
+                .map(|kept| {
+                    let secs = |at: u64| (at as f64 - window_start as f64) / 1e6;
+                    kept.iter()
+                        .map(|odd| OddReply {
+                            what: odd.what,
+                            reply: odd.reply.clone(),
+                            sent_at_secs: odd.sent.map(secs),
+                            at_secs: secs(odd.at),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            passed: false,
         }
     });
     let storm = plan.storm.map(|(n, at, over)| StormReport {
@@ -717,6 +950,7 @@ fn build_report(
         )
         .filter(|_| !before.processes.is_empty()),
         reload,
+        chaos,
         storm,
         flood: None,
     }
@@ -836,7 +1070,20 @@ async fn player(shared: Arc<Shared>, index: usize, start: Instant) {
     c.login_done.fetch_add(1, Ordering::Relaxed);
     let Some(mut player) = player else { return };
     c.logged_in.fetch_add(1, Ordering::Relaxed);
+    if shared.plan.chaos.is_some() {
+        if let Some(checks) = shared.plan.script.checks(index, SAY_TEXT) {
+            player.set_checks(checks);
+        }
+    }
     let outcome = act(&shared, &mut player, index).await;
+    if let Some(checks) = player.checks_mut() {
+        // A player that lost its connection will not see what it waited for.
+        if outcome.is_err() {
+            checks.markers.give_up();
+            checks.echoes.give_up();
+        }
+        shared.file_checks(checks);
+    }
     hold(&shared, player, outcome).await;
 }
 
@@ -885,10 +1132,11 @@ async fn act(shared: &Shared, player: &mut Player, index: usize) -> Result<(), W
     let script = &plan.script;
     let mut rng = fastrand::Rng::with_seed(index as u64);
     let mut said = 0u64;
+    let mut acted = 0u64;
     loop {
         let now = Instant::now();
         if shared.finished(now) {
-            return Ok(());
+            return settle(player).await;
         }
         // Until the window is set, wait in short steps so the start is not missed.
         let horizon = shared
@@ -913,11 +1161,14 @@ async fn act(shared: &Shared, player: &mut Player, index: usize) -> Result<(), W
             }
             Behaviour::Saturate => {}
         }
-        let (command, ok) = match plan.mix.pick(&mut rng) {
+        let action = plan.mix.pick(&mut rng);
+        let (command, ok) = match action {
             Action::Look => (script.look.clone(), &script.look_ok),
             Action::Say => {
                 said += 1;
-                let text = format!("hello from {index} number {said}");
+                let text = SAY_TEXT
+                    .replace("{player}", &index.to_string())
+                    .replace("{n}", &said.to_string());
                 (script.say.replace("{text}", &text), &script.say_ok)
             }
             Action::Who => (script.who.clone(), &script.who_ok),
@@ -935,8 +1186,39 @@ async fn act(shared: &Shared, player: &mut Player, index: usize) -> Result<(), W
                 .lines_received
                 .fetch_add(lines, Ordering::Relaxed);
         }
+        let deadline = sent + plan.timeout;
+        if let Some(checks) = player.checks_mut() {
+            // The action and its marker go in one write; the action is done
+            // when the marker's reply comes, and every reply is counted.
+            acted += 1;
+            checks.markers.expect(acted, sent, deadline);
+            let mut expected = 1;
+            if action == Action::Say {
+                checks.echoes.expect(said, sent, deadline);
+                expected += 1;
+            }
+            shared
+                .counters
+                .replies_expected
+                .fetch_add(expected, Ordering::Relaxed);
+            let (marker, reply) = (checks.marker(acted), checks.marker_reply(acted));
+            player.send_lines(&[&command, &marker]).await?;
+            let outcome = player.expect(&reply, deadline).await;
+            let now = Instant::now();
+            if let Some(checks) = player.checks_mut() {
+                checks.expire(now);
+                if checks.markers.received(acted) {
+                    shared.completed(sent, now);
+                }
+                shared.file_checks(checks);
+            }
+            if outcome == Err(WaitError::Closed) {
+                return outcome;
+            }
+            continue;
+        }
         player.send(&command).await?;
-        match player.expect(ok, sent + plan.timeout).await {
+        match player.expect(ok, deadline).await {
             Ok(()) => shared.completed(sent, Instant::now()),
             Err(WaitError::Timeout | WaitError::Refused) => {
                 shared.counters.lost_replies.fetch_add(1, Ordering::Relaxed);
@@ -944,6 +1226,26 @@ async fn act(shared: &Shared, player: &mut Player, index: usize) -> Result<(), W
             Err(WaitError::Closed) => return Err(WaitError::Closed),
         }
     }
+}
+
+/// With checks, once a player stops acting: reads until everything it
+/// waits for came or timed out, and then [`CHAOS_LINGER`] longer for
+/// replies that come twice.
+async fn settle(player: &mut Player) -> Result<(), WaitError> {
+    loop {
+        let Some(checks) = player.checks_mut() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        checks.expire(now);
+        let Some(deadline) = checks.last_deadline() else {
+            break;
+        };
+        player
+            .drain_until(deadline.min(now + CHAOS_TICK * 5))
+            .await?;
+    }
+    player.drain_until(Instant::now() + CHAOS_LINGER).await
 }
 
 #[cfg(test)]

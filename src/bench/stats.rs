@@ -123,6 +123,20 @@ pub fn longest_gap_micros(start: u64, completions: &mut [u64]) -> u64 {
     longest
 }
 
+/// The longest stretch from `start` to `end` without a reply: between
+/// `start`, each completion inside the span (in time order), and `end`. With
+/// no completion at all the whole span is one gap.
+pub fn longest_gap_within(start: u64, end: u64, completions: &mut [u64]) -> u64 {
+    completions.sort_unstable();
+    let mut previous = start;
+    let mut longest = 0;
+    for &at in completions.iter().filter(|&&at| at >= start && at <= end) {
+        longest = longest.max(at - previous);
+        previous = at;
+    }
+    longest.max(end.saturating_sub(previous))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +216,17 @@ mod tests {
         assert_eq!(longest_gap_micros(5_000, &mut done), 0);
         // The wait for the first reply counts.
         assert_eq!(longest_gap_micros(0, &mut [900, 950]), 900);
+    }
+
+    #[test]
+    fn longest_gap_within_a_window_counts_both_ends() {
+        // Window 1000..2000: 1000→1100, 1100→1150, 1150→1700 (550), 1700→2000 (300).
+        let mut done = vec![1_700, 900, 1_150, 2_500, 1_100];
+        assert_eq!(longest_gap_within(1_000, 2_000, &mut done), 550);
+        // Silence at the end of the window is a gap too.
+        assert_eq!(longest_gap_within(1_000, 3_000, &mut [1_100, 1_200]), 1_800);
+        // A window without any reply is one gap.
+        assert_eq!(longest_gap_within(1_000, 2_000, &mut [500, 2_100]), 1_000);
+        assert_eq!(longest_gap_within(1_000, 2_000, &mut []), 1_000);
     }
 }
