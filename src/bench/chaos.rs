@@ -1,11 +1,11 @@
-//! `--chaos`: Server reloads and SIGKILLs thrown at random moments of the
-//! measured window, one at a time.
+//! `--chaos`: Server reloads, Server SIGKILLs and Portal upgrades thrown at
+//! random moments of the measured window, one at a time.
 //!
 //! The kinds of event are [`EventKind`] (what each one sends, and when the game
 //! counts as back from it); [`Scheduler`] decides when the next one is due, as a
 //! plain function of time and a seeded rng, so a run can be repeated and the
 //! rules are unit tested; [`Chaos`] applies both to the real processes. Nothing
-//! here ever signals the Portal with anything but SIGHUP.
+//! here ever signals the Portal with anything but SIGHUP and SIGUSR2.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,17 +29,21 @@ pub enum EventKind {
     /// SIGKILL to the Server: it dies mid-write, and the Portal's supervisor
     /// starts a new one.
     Kill,
+    /// SIGUSR2 to the Portal (what `gatehouse upgrade` sends): the Portal execs
+    /// its binary in place, keeping every connection and its Server.
+    Upgrade,
 }
 
 impl EventKind {
     /// Every kind, in the order the mix and the report list them.
-    pub const ALL: [EventKind; 2] = [EventKind::Reload, EventKind::Kill];
+    pub const ALL: [EventKind; 3] = [EventKind::Reload, EventKind::Kill, EventKind::Upgrade];
 
     /// The kind's name in `--chaos-mix` and in the report.
     pub fn name(self) -> &'static str {
         match self {
             EventKind::Reload => "reload",
             EventKind::Kill => "kill",
+            EventKind::Upgrade => "upgrade",
         }
     }
 
@@ -54,6 +58,13 @@ impl EventKind {
                 control::send_signal(pid, Signal::SIGKILL)
                     .with_context(|| format!("cannot SIGKILL the Server (pid {pid})"))
             }
+            EventKind::Upgrade => {
+                let pid = pids
+                    .portal()
+                    .context("--chaos upgrade needs the Portal's pid (--spawn or --attach)")?;
+                control::send_signal(pid, Signal::SIGUSR2)
+                    .with_context(|| format!("cannot ask the Portal (pid {pid}) to upgrade"))
+            }
         }
     }
 
@@ -67,6 +78,10 @@ impl EventKind {
                     && now.server_pid.is_some()
                     && now.server_pid != before.server_pid
             }
+            // The same Server, reconnected to the Portal's new image.
+            EventKind::Upgrade => {
+                now.server_connected && now.upgraded.is_some() && now.upgraded != before.upgraded
+            }
         }
     }
 }
@@ -78,6 +93,8 @@ pub struct GameState {
     pub server_pid: Option<u32>,
     /// The Portal has a Server on its link.
     pub server_connected: bool,
+    /// When the Portal's binary was last replaced in place.
+    pub upgraded: Option<u64>,
 }
 
 impl GameState {
@@ -92,6 +109,7 @@ impl GameState {
             Some(s) => Self {
                 server_pid: s.server_pid,
                 server_connected: s.server_connected,
+                upgraded: s.upgraded,
             },
             None => Self::default(),
         }
@@ -339,9 +357,9 @@ mod tests {
             .parse::<ChaosMix>()
             .unwrap_err()
             .contains("add up to 0"));
-        let unknown = "upgrade=1".parse::<ChaosMix>().unwrap_err();
+        let unknown = "restart=1".parse::<ChaosMix>().unwrap_err();
         assert!(
-            unknown.contains("unknown event 'upgrade' (reload, kill)"),
+            unknown.contains("unknown event 'restart' (reload, kill, upgrade)"),
             "{unknown}"
         );
         assert!("kill"
@@ -411,28 +429,41 @@ mod tests {
 
     #[test]
     fn the_game_is_back_when_a_new_server_is_connected() {
-        let before = GameState {
-            server_pid: Some(10),
-            server_connected: true,
+        let state = |pid, connected| GameState {
+            server_pid: pid,
+            server_connected: connected,
+            upgraded: None,
         };
-        let same = before;
-        let away = GameState {
-            server_pid: None,
-            server_connected: false,
-        };
-        let starting = GameState {
-            server_pid: Some(11),
-            server_connected: false,
-        };
-        let back = GameState {
-            server_pid: Some(11),
-            server_connected: true,
-        };
-        for kind in EventKind::ALL {
-            assert!(!kind.recovered(&before, &same));
+        let before = state(Some(10), true);
+        let away = state(None, false);
+        let starting = state(Some(11), false);
+        let back = state(Some(11), true);
+        for kind in [EventKind::Reload, EventKind::Kill] {
+            assert!(!kind.recovered(&before, &before));
             assert!(!kind.recovered(&before, &away));
             assert!(!kind.recovered(&before, &starting));
             assert!(kind.recovered(&before, &back));
         }
+    }
+
+    #[test]
+    fn the_game_is_back_from_an_upgrade_when_the_same_server_is_on_the_new_portal() {
+        let before = GameState {
+            server_pid: Some(10),
+            server_connected: true,
+            upgraded: None,
+        };
+        let handing_over = GameState {
+            server_connected: false,
+            upgraded: Some(5),
+            ..before
+        };
+        let back = GameState {
+            upgraded: Some(5),
+            ..before
+        };
+        assert!(!EventKind::Upgrade.recovered(&before, &before));
+        assert!(!EventKind::Upgrade.recovered(&before, &handing_over));
+        assert!(EventKind::Upgrade.recovered(&before, &back));
     }
 }

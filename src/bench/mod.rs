@@ -110,9 +110,10 @@ pub struct BenchOptions {
     /// Mean seconds between chaos events.
     #[arg(long, default_value_t = 20.0, value_name = "SECS", requires = "chaos")]
     pub chaos_every: f64,
-    /// Weights of the chaos events: reload (SIGHUP to the Portal) and kill
-    /// (SIGKILL to the Server).
-    #[arg(long, default_value = "reload=1,kill=1", requires = "chaos")]
+    /// Weights of the chaos events: reload (SIGHUP to the Portal), kill
+    /// (SIGKILL to the Server) and upgrade (SIGUSR2 to the Portal, which execs
+    /// its binary in place).
+    #[arg(long, default_value = "reload=1,kill=1,upgrade=1", requires = "chaos")]
     pub chaos_mix: ChaosMix,
     /// Seed of the chaos events' moments and kinds, to repeat a run
     /// [default: random, printed in the report].

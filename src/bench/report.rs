@@ -466,7 +466,7 @@ mod tests {
         assert!(report.passed, "{:?}", report.problems());
         assert_eq!(
             report.events_by_kind,
-            BTreeMap::from([("kill", 2), ("reload", 1)])
+            BTreeMap::from([("kill", 2), ("reload", 1), ("upgrade", 0)])
         );
         // Every kind is listed, thrown or not.
         report.set_events(&[]);
