@@ -125,6 +125,15 @@ async fn fake_server_with(
     handler: &Addr<PortalSessionHandler>,
     secret: &str,
 ) -> Peer<PortalToServer> {
+    fake_server_as(handler, secret, 1).await
+}
+
+/// As [`fake_server_with`], saying it is process `pid`.
+async fn fake_server_as(
+    handler: &Addr<PortalSessionHandler>,
+    secret: &str,
+    pid: u32,
+) -> Peer<PortalToServer> {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     actix_rt::spawn(accept_servers(
@@ -139,7 +148,7 @@ async fn fake_server_with(
     };
     peer.send(&ServerToPortal::Hello {
         version: LINK_PROTOCOL_VERSION,
-        pid: 1,
+        pid,
         proof: link_proof(secret, LinkRole::Server, &nonce),
         nonce: new_nonce(),
         acks_input: true,
@@ -669,4 +678,30 @@ mod websocket_actor {
         sessions_become(&handler, 0).await;
         drop(conn);
     }
+}
+
+/// The pid of a process that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[actix::test]
+async fn a_new_server_takes_over_from_a_dead_one_whose_link_the_portal_has_not_seen_close() {
+    let handler = portal_handler(Settings::default());
+    let mut first = fake_server_as(&handler, SECRET, dead_pid()).await;
+    assert!(matches!(first.recv().await, PortalToServer::Welcome { .. }));
+    // Its link is still open, as on a Portal too busy to have read its end.
+    let mut second = fake_server_as(&handler, SECRET, std::process::id()).await;
+    match second.recv().await {
+        PortalToServer::Welcome { restart_mode, .. } => {
+            assert_eq!(restart_mode, RestartMode::Crash);
+        }
+        other => panic!("the new Server was not welcomed: {other:?}"),
+    }
+    // A third while that one lives is refused, as always.
+    let mut third = fake_server_as(&handler, SECRET, dead_pid()).await;
+    assert!(matches!(third.recv().await, PortalToServer::Refused { .. }));
 }

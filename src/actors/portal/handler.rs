@@ -188,6 +188,8 @@ pub struct ServerLinkUp {
     /// The Server acknowledges numbered input (`InputDone`), so the Portal
     /// keeps each line until it is done.
     pub acks_input: bool,
+    /// The Server dialled from this host, so its pid means a process here.
+    pub local: bool,
 }
 
 /// The link to the Server closed.
@@ -436,6 +438,8 @@ enum ServerState {
         stopping: bool,
         /// It acknowledges input, so copies are kept until it does.
         acks_input: bool,
+        /// It runs on this host (its link is on loopback).
+        local: bool,
     },
     Away(Away),
 }
@@ -1126,13 +1130,38 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
     type Result = ();
 
     fn handle(&mut self, msg: ServerLinkUp, ctx: &mut Context<Self>) {
-        if let ServerState::Up { link, .. } = &self.server {
+        if let ServerState::Up {
+            link,
+            pid,
+            local,
+            stopping,
+            ..
+        } = &self.server
+        {
             if link.connected() {
-                log::warn!("link: refusing a second Server while one is connected");
-                msg.link.do_send(SendToServer(PortalToServer::Refused {
-                    reason: "another Server is already connected to this Portal".to_owned(),
-                }));
-                return;
+                // A busy Portal may not yet have read the end of a link whose
+                // Server is already dead: a new local Server then takes over
+                // at once instead of being refused until the old link closes.
+                if !(*local && msg.local && *pid != msg.server_pid && !process_exists(*pid)) {
+                    log::warn!("link: refusing a second Server while one is connected");
+                    msg.link.do_send(SendToServer(PortalToServer::Refused {
+                        reason: "another Server is already connected to this Portal".to_owned(),
+                    }));
+                    return;
+                }
+                log::warn!(
+                    "link: Server pid {pid} is gone but its link is not closed yet; \
+                     taking Server pid {}",
+                    msg.server_pid
+                );
+                link.do_send(CloseLink);
+                let away = if *stopping || self.reload_requested {
+                    Away::Reloading
+                } else {
+                    self.tell_all(SERVER_LOST_MESSAGE);
+                    Away::Lost
+                };
+                self.lose_server(away);
             }
         }
         let portal_upgraded = matches!(self.server, ServerState::Away(Away::Upgraded));
@@ -1198,6 +1227,7 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
             pid: msg.server_pid,
             stopping: false,
             acks_input: msg.acks_input,
+            local: msg.local,
         };
         self.release_queued(ctx);
         self.write_status_file();
@@ -1225,7 +1255,14 @@ impl Handler<ServerLinkDown> for PortalSessionHandler {
         } else {
             log::info!("link: Server disconnected ({away:?})");
         }
-        // Whatever that Server had not finished runs on the next one.
+        self.lose_server(away);
+        self.write_status_file();
+    }
+}
+
+impl PortalSessionHandler {
+    /// The Server is gone: whatever it had not finished runs on the next one.
+    fn lose_server(&mut self, away: Away) {
         let mut replayed = 0;
         for s in self.sessions.values_mut() {
             replayed += s.in_flight.len();
@@ -1235,8 +1272,18 @@ impl Handler<ServerLinkDown> for PortalSessionHandler {
             log::info!("link: {replayed} unfinished lines will run on the next Server");
         }
         self.server = ServerState::Away(away);
-        self.write_status_file();
     }
+}
+
+/// Whether process `pid` exists on this host (a zombie counts: not yet reaped).
+fn process_exists(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    !matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 impl Handler<FromServer> for PortalSessionHandler {

@@ -166,6 +166,7 @@ impl StreamHandler<Frame> for ServerLinkConnection {
                         server_pid: pid,
                         server_nonce: nonce,
                         acks_input,
+                        local: self.peer.ip().is_loopback(),
                     });
                 }
                 Err(e) => {
