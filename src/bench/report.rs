@@ -472,7 +472,7 @@ mod tests {
         report.set_events(&[]);
         assert_eq!(
             report.events_by_kind,
-            BTreeMap::from([("kill", 0), ("reload", 0)])
+            BTreeMap::from([("kill", 0), ("reload", 0), ("upgrade", 0)])
         );
         let mut report = chaos();
         report.duplicated_replies = 2;
