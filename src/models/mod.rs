@@ -203,7 +203,7 @@ impl CustomizeConnection<DbConnection, r2d2::Error> for SqlitePragmas {
 
 /// Opens the database `target` names behind a pool of at most `pool_size`
 /// connections: a SQLite file (created with its directory if needed, each
-/// connection set up with the [`CONNECTION_PRAGMAS`]) or a PostgreSQL server.
+/// connection set up with the `CONNECTION_PRAGMAS`) or a PostgreSQL server.
 ///
 /// One connection is opened directly first: a bad path, an unreadable file or an
 /// unreachable server then fails at once with the backend's own reason, instead of
