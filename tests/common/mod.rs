@@ -16,6 +16,26 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gatehouse")
 }
 
+/// Waits until a freshly written binary can be run. A test that forks in
+/// another thread while the copy was open leaves the write descriptor in that
+/// child until it execs, and meanwhile exec'ing the copy fails with "text file
+/// busy"; new forks cannot inherit it, so once it runs it stays runnable.
+pub fn wait_until_executable(program: &Path) {
+    wait_for(
+        "the copied binary to be executable",
+        DEADLINE,
+        || match Command::new(program)
+            .arg("handover-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => None,
+            _ => Some(()),
+        },
+    );
+}
+
 /// Polls `f` until it returns `Some` or the deadline passes.
 pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + deadline;
@@ -59,6 +79,7 @@ impl Game {
         let program = dir.path().join("bin/gatehouse");
         std::fs::create_dir_all(program.parent().expect("bin dir")).expect("bin dir");
         std::fs::copy(bin(), &program).expect("copy the binary");
+        wait_until_executable(&program);
         Self::start_in(dir, program, "run", env)
     }
 
@@ -104,6 +125,7 @@ impl Game {
     pub fn install_new_build(&self) {
         let fresh = self.program.with_extension("new");
         std::fs::copy(bin(), &fresh).expect("copy the new build");
+        wait_until_executable(&fresh);
         std::fs::rename(&fresh, &self.program).expect("install the new build");
     }
 

@@ -1155,12 +1155,10 @@ impl Handler<ServerLinkUp> for PortalSessionHandler {
                     msg.server_pid
                 );
                 link.do_send(CloseLink);
-                let away = if *stopping || self.reload_requested {
-                    Away::Reloading
-                } else {
+                let away = self.why_away(*stopping);
+                if away == Away::Lost {
                     self.tell_all(SERVER_LOST_MESSAGE);
-                    Away::Lost
-                };
+                }
                 self.lose_server(away);
             }
         }
@@ -1244,11 +1242,7 @@ impl Handler<ServerLinkDown> for PortalSessionHandler {
         if *link != msg.link {
             return;
         }
-        let away = if *stopping || self.reload_requested {
-            Away::Reloading
-        } else {
-            Away::Lost
-        };
+        let away = self.why_away(*stopping);
         if away == Away::Lost {
             log::warn!("link: the Server went away unexpectedly");
             self.tell_all(SERVER_LOST_MESSAGE);
@@ -1261,6 +1255,16 @@ impl Handler<ServerLinkDown> for PortalSessionHandler {
 }
 
 impl PortalSessionHandler {
+    /// Why the Server's link went: a stop it announced or a reload asked for,
+    /// or neither (it was lost).
+    fn why_away(&self, stopping: bool) -> Away {
+        if stopping || self.reload_requested {
+            Away::Reloading
+        } else {
+            Away::Lost
+        }
+    }
+
     /// The Server is gone: whatever it had not finished runs on the next one.
     fn lose_server(&mut self, away: Away) {
         let mut replayed = 0;

@@ -548,7 +548,7 @@ impl ServerSessionHandler {
         let restoring = self.restoring.get_or_insert_with(Restoring::default);
         if wait_for_portals {
             restoring.portals_until = Some(Instant::now() + RESTORE_PORTALS_WAIT);
-            ctx.run_later(RESTORE_PORTALS_WAIT, |act, ctx| act.finish_restore(ctx));
+            ctx.run_later(RESTORE_PORTALS_WAIT, |act, _| act.finish_restore());
         }
         if restarted {
             restoring.announce.extend(resynced);
@@ -575,7 +575,7 @@ impl ServerSessionHandler {
     /// Ends the restore once its barriers are done and, on the first one,
     /// every Portal is back (or the wait is over): announces the restart,
     /// then runs the held input in the order it came.
-    fn finish_restore(&mut self, ctx: &mut Context<Self>) {
+    fn finish_restore(&mut self) {
         let Some(restoring) = &self.restoring else {
             return;
         };
@@ -609,21 +609,14 @@ impl ServerSessionHandler {
             restoring.held.len()
         );
         for (sessid, seq, input, received) in restoring.held {
-            self.take_input(sessid, seq, input, received, ctx);
+            self.take_input(sessid, seq, input, received);
         }
     }
 
     /// Hands one line to its session's actor, unless this Server already took
     /// it (the Portal sends a line again when a link is cut before the line's
     /// acknowledgement arrived): then it is acknowledged again if it is done.
-    fn take_input(
-        &mut self,
-        sessid: SessionId,
-        seq: u64,
-        input: Input,
-        received: Instant,
-        _: &mut Context<Self>,
-    ) {
+    fn take_input(&mut self, sessid: SessionId, seq: u64, input: Input, received: Instant) {
         let idle_command = &self.settings.server.idle_command;
         let Some(entry) = self.sessions.get_mut(&sessid) else {
             return;
@@ -734,7 +727,7 @@ impl Handler<FromPortal> for ServerSessionHandler {
                 if self.refused_links.len() >= self.links_total {
                     let _ = self.stop.send(StopRequest::Refused);
                 }
-                self.finish_restore(ctx);
+                self.finish_restore();
             }
             PortalToServer::SessionConnected { session } => {
                 if self.sessions.contains_key(&session.sessid) {
@@ -758,7 +751,7 @@ impl Handler<FromPortal> for ServerSessionHandler {
                 let received = Instant::now();
                 match &mut self.restoring {
                     Some(restoring) => restoring.held.push_back((sessid, seq, input, received)),
-                    None => self.take_input(sessid, seq, input, received, ctx),
+                    None => self.take_input(sessid, seq, input, received),
                 }
             }
             PortalToServer::AllDisconnected => {
@@ -779,11 +772,11 @@ impl Handler<FromPortal> for ServerSessionHandler {
 impl Handler<PresenceRestored> for ServerSessionHandler {
     type Result = ();
 
-    fn handle(&mut self, _: PresenceRestored, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: PresenceRestored, _: &mut Context<Self>) {
         if let Some(restoring) = &mut self.restoring {
             restoring.barriers = restoring.barriers.saturating_sub(1);
         }
-        self.finish_restore(ctx);
+        self.finish_restore();
     }
 }
 
